@@ -1,0 +1,266 @@
+"""Configuration: typed pydantic models that also accept mem0's config dict as it is.
+
+`MemoryConfig.from_dict` takes the dict from mem0's docs (keys `llm`, `embedder`,
+`vector_store`, `graph_store`, `version`, each provider block as
+`{"provider": ..., "config": {...}}`) and refuses any key or provider it does not know,
+naming it, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hybridmem.errors import ConfigError
+
+DEFAULT_DATA_DIR = "hybridmem_data"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LLMConfig(_Strict):
+    """An OpenAI-compatible chat endpoint (OpenAI, DashScope/Qwen, Ollama, vLLM …).
+
+    `api_key`/`base_url` default to the `OPENAI_API_KEY`/`OPENAI_BASE_URL` environment
+    variables, as the openai client does.
+    """
+
+    provider: Literal["openai"] = "openai"
+    model: str = "gpt-4o-mini"
+    temperature: float = 0.0
+    max_tokens: int = 2000
+    top_p: float | None = None
+    api_key: str | None = None
+    base_url: str | None = None
+    timeout: float = 60.0
+    max_retries: int = Field(default=3, ge=0, le=10)
+    # "tools": one forced function call; "json_schema": structured output;
+    # "json_object": plain JSON mode, for endpoints that have neither.
+    mode: Literal["tools", "json_schema", "json_object"] = "tools"
+    custom_fact_extraction_prompt: str | None = None
+
+
+class EmbedderConfig(_Strict):
+    """Which embedder turns text into vectors.
+
+    - `local` (default): all-MiniLM-L6-v2 int8 ONNX on onnxruntime, 384 dimensions, offline.
+    - `openai`: any OpenAI-compatible `/embeddings` endpoint; `embedding_dims` is sent as
+      `dimensions` when set.
+    - `hash`: deterministic hashed word/trigram vectors, for tests only.
+    """
+
+    provider: Literal["local", "openai", "hash"] = "local"
+    model: str | None = None
+    embedding_dims: int | None = Field(default=None, gt=0, le=32768)
+    api_key: str | None = None
+    base_url: str | None = None
+    timeout: float = 60.0
+    max_retries: int = Field(default=3, ge=0, le=10)
+    batch_size: int = Field(default=64, gt=0)
+
+
+class VectorStoreConfig(_Strict):
+    """Milvus: a Milvus Lite directory by default, a server or Zilliz Cloud with `url`."""
+
+    provider: Literal["milvus"] = "milvus"
+    url: str | None = None
+    token: str | None = None
+    db_name: str | None = None
+    collection_name: str = "hybridmem"
+    embedding_model_dims: int | None = Field(default=None, gt=0, le=32768)
+    metric_type: Literal["COSINE"] = "COSINE"
+    # FLAT is exact, so a per-scope filter never costs recall (HNSW + filter measured
+    # 0.43 recall@10 in NOTES-engines.md). Large server deployments may pick HNSW/AUTOINDEX.
+    index_type: Literal["FLAT", "HNSW", "AUTOINDEX", "IVF_FLAT"] = "FLAT"
+    # Rows written since the last flush are brute-forced in Python by Milvus Lite on every
+    # search (~30 µs each); flushing every N rows bounds that cost.
+    flush_every: int = Field(default=256, ge=1)
+
+    @field_validator("embedding_model_dims", mode="before")
+    @classmethod
+    def _dims_from_string(cls, value: Any) -> Any:
+        # mem0's own examples pass "128" as a string.
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        return value
+
+
+class GraphStoreConfig(_Strict):
+    """Kuzu on disk. `db` is the database path (default: `<data_dir>/graph.kuzu`)."""
+
+    provider: Literal["kuzu"] = "kuzu"
+    db: str | None = None
+
+    @field_validator("db")
+    @classmethod
+    def _on_disk(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() in ("", ":memory:"):
+            raise ValueError(
+                "hybridmem keeps the graph on disk so it survives restarts with the "
+                "journal; give a path (or leave `db` out for <data_dir>/graph.kuzu)"
+            )
+        return value
+
+
+class GraphRules(_Strict):
+    """How the graph decides that a new relation contradicts an old one."""
+
+    # Relations a subject can hold only one active value of.
+    single_valued: list[str] = Field(
+        default_factory=lambda: [
+            "name", "age", "lives_in", "works_at", "works_as", "is_from", "born_in",
+            "birthday", "married_to", "job_title", "nationality", "email", "phone",
+        ]
+    )
+    # Pairs of relations with opposite polarity on the same object.
+    opposites: list[tuple[str, str]] = Field(
+        default_factory=lambda: [
+            ("likes", "dislikes"), ("loves", "hates"), ("enjoys", "dislikes"),
+            ("likes", "hates"), ("loves", "dislikes"), ("enjoys", "hates"),
+            ("prefers", "dislikes"),
+        ]
+    )
+    # Cosine similarity of entity-name embeddings above which two names in one scope are
+    # the same entity, when neither the normalised key nor an alias matched.
+    # Measured in benchmarks/entity_resolution.py (precision first).
+    resolution_threshold: float = Field(default=0.92, gt=0.0, le=1.0)
+
+
+class SearchConfig(_Strict):
+    """How `search` fuses its signals. See README "Search scoring"."""
+
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"vector": 0.5, "bm25": 0.25, "graph": 0.25}
+    )
+    rrf_k: int = Field(default=60, ge=1)
+    # Candidates taken from each signal before fusion, as a multiple of `limit`.
+    candidate_factor: int = Field(default=4, ge=1)
+    min_candidates: int = Field(default=30, ge=1)
+    hops: int = Field(default=2, ge=1, le=2)
+    # Query-to-entity-name cosine above which an entity counts as named by the query.
+    entity_match_threshold: float = Field(default=0.75, gt=0.0, le=1.0)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_signals(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - {"vector", "bm25", "graph"}
+        if unknown:
+            raise ValueError(f"unknown signal(s) {sorted(unknown)}; use vector, bm25, graph")
+        if any(w < 0 for w in value.values()):
+            raise ValueError("weights must be >= 0")
+        return {"vector": 0.0, "bm25": 0.0, "graph": 0.0, **value}
+
+
+class MemoryConfig(_Strict):
+    """Everything `Memory` needs. `MemoryConfig()` is the offline embedded default."""
+
+    data_dir: str | None = None
+    llm: LLMConfig | None = None
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    vector_store: VectorStoreConfig = Field(default_factory=VectorStoreConfig)
+    graph_store: GraphStoreConfig = Field(default_factory=GraphStoreConfig)
+    graph: GraphRules = Field(default_factory=GraphRules)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    history_db_path: str | None = None
+    version: str = "v1.1"
+    # Longest text accepted for one message; longer input is refused with a clear error.
+    max_text_chars: int = Field(default=32_000, gt=0)
+    # Near-duplicate threshold for inferred facts in one scope (cosine).
+    dedup_threshold: float = Field(default=0.97, gt=0.0, le=1.0)
+
+    def resolved_data_dir(self) -> Path:
+        """The data directory: `data_dir`, else `$HYBRIDMEM_HOME`, else `./hybridmem_data`."""
+        raw = self.data_dir or os.environ.get("HYBRIDMEM_HOME") or DEFAULT_DATA_DIR
+        return Path(raw).expanduser().resolve()
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> MemoryConfig:
+        """Build a config from a mem0-style dict (or our own flat field names).
+
+        Raises:
+            ConfigError: an unknown top-level key, provider or provider key, or a bad value.
+        """
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config must be a dict, got {type(raw).__name__}")
+        data: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in _PROVIDER_BLOCKS:
+                data[key] = _provider_block(key, value)
+            elif key == "custom_fact_extraction_prompt":
+                data.setdefault("llm", {})
+                data["_custom_prompt"] = value
+            elif key in cls.model_fields:
+                data[key] = value
+            else:
+                raise ConfigError(
+                    f"unknown config key {key!r}; known keys: "
+                    f"{sorted(set(cls.model_fields) | {'custom_fact_extraction_prompt'})}"
+                )
+        prompt = data.pop("_custom_prompt", None)
+        if prompt is not None:
+            if data.get("llm") in (None, {}):
+                raise ConfigError("custom_fact_extraction_prompt needs an `llm` block")
+            data["llm"]["custom_fact_extraction_prompt"] = prompt
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+
+# mem0 key names that mean the same as ours.
+_KEY_ALIASES = {
+    "openai_base_url": "base_url",
+    "uri": "url",
+    "path": "db",
+}
+
+_PROVIDER_BLOCKS: dict[str, set[str]] = {
+    "llm": {"openai"},
+    "embedder": {"local", "openai", "hash"},
+    "vector_store": {"milvus"},
+    "graph_store": {"kuzu"},
+}
+
+
+def _provider_block(section: str, block: Any) -> dict[str, Any] | None:
+    if block is None:
+        if section == "llm":
+            return None
+        raise ConfigError(f"{section} cannot be None")
+    if not isinstance(block, dict):
+        raise ConfigError(f"{section} must be a dict like {{'provider': ..., 'config': {{...}}}}")
+    unknown = set(block) - {"provider", "config"}
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in {section}; use 'provider', 'config'"
+        )
+    provider = block.get("provider", next(iter(sorted(_PROVIDER_BLOCKS[section]))))
+    supported = sorted(_PROVIDER_BLOCKS[section])
+    if provider not in supported:
+        raise ConfigError(f"unknown {section} provider {provider!r}; supported: {supported}")
+    inner = block.get("config") or {}
+    if not isinstance(inner, dict):
+        raise ConfigError(f"{section}.config must be a dict")
+    out: dict[str, Any] = {"provider": provider}
+    for key, value in inner.items():
+        out[_KEY_ALIASES.get(key, key)] = value
+    return out
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown config key {where!r}")
+        else:
+            parts.append(f"{where}: {err['msg']}")
+    return "invalid config: " + "; ".join(parts)

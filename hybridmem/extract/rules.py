@@ -1,0 +1,307 @@
+"""The offline extractor: explicit English patterns, precision first.
+
+Every user sentence that states something becomes a fact (the vector path keeps it). A
+relation is produced only when a clause matches one of the patterns below *exactly*; a
+clause with negation, tense or modality it does not model ("I no longer work at IBM",
+"I used to live in Rome", "I might move to Oslo") yields no relation rather than a wrong
+one. "I no longer X" / "I don't X anymore" for the retractable relations yields a
+*negated* relation, which only ends the matching active edge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from hybridmem.extract.base import SELF, ExtractedRelation, Extraction, Message
+from hybridmem.text import clean_text
+
+# A proper name: capitalised words ("Mary Jane", "Spider-Man", "O'Brien", "McDonald's").
+# Case-sensitive even inside the case-insensitive patterns: that is what marks a name.
+_NAME_WORD = r"[A-Z][\w'\-]*"
+NAME = rf"(?-i:{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,3}})"
+# An object noun phrase: a few plain words.
+OBJ = r"(?:[\w'\-]+(?:\s+[\w'\-]+){0,4})"
+
+KINSHIP = (
+    "friend", "best friend", "boyfriend", "girlfriend", "brother", "sister", "mother",
+    "father", "mom", "mum", "dad", "wife", "husband", "son", "daughter", "partner",
+    "colleague", "coworker", "boss", "manager", "cousin", "uncle", "aunt", "grandmother",
+    "grandfather", "grandma", "grandpa", "niece", "nephew", "roommate", "neighbor",
+    "neighbour", "fiance", "fiancee", "mentor", "teacher", "classmate",
+)
+_KIN = "|".join(sorted((re.escape(k) for k in KINSHIP), key=len, reverse=True))
+_KIN_CANON = {
+    "best friend": "best_friend", "mom": "mother", "mum": "mother", "dad": "father",
+    "grandma": "grandmother", "grandpa": "grandfather", "coworker": "colleague",
+    "neighbour": "neighbor", "fiancee": "fiance",
+}
+
+ANIMALS = (
+    "dog", "cat", "puppy", "kitten", "horse", "rabbit", "bunny", "hamster", "parrot", "bird",
+    "fish", "turtle", "snake", "lizard", "guinea pig", "ferret", "pony",
+)
+_ANIMAL = "|".join(sorted((re.escape(a) for a in ANIMALS), key=len, reverse=True))
+
+_POSITIVE = {"like": "likes", "love": "loves", "enjoy": "enjoys", "adore": "loves",
+             "prefer": "prefers", "likes": "likes", "loves": "loves", "enjoys": "enjoys",
+             "adores": "loves", "prefers": "prefers"}
+_NEGATIVE = {"dislike": "dislikes", "hate": "hates", "detest": "hates", "loathe": "hates",
+             "can't stand": "hates", "cannot stand": "hates", "don't like": "dislikes",
+             "do not like": "dislikes", "don't enjoy": "dislikes", "do not enjoy": "dislikes",
+             "dislikes": "dislikes", "hates": "hates", "detests": "hates",
+             "doesn't like": "dislikes", "does not like": "dislikes"}
+_FIRST_PREF = "|".join(sorted((re.escape(v) for v in [*_POSITIVE, *_NEGATIVE]
+                               if not v.endswith("s") or v.endswith("ss")), key=len, reverse=True))
+_THIRD_PREF = "|".join(sorted((re.escape(v) for v in [*_POSITIVE, *_NEGATIVE]
+                               if v.endswith("s") or "doesn't" in v or "does not" in v),
+                              key=len, reverse=True))
+_ADVERB = r"(?:(?:really|also|absolutely|truly|totally|just|still|do|does)\s+)?"
+
+# Words that make a clause something the patterns do not model.
+_HEDGES = re.compile(
+    r"\b(?:not|never|no|nobody|nothing|neither|nor|without|used to|anymore|any more|"
+    r"no longer|stopped|quit|would|could|might|may|maybe|perhaps|probably|wish|hope|"
+    r"want|wants|wanted|going to|gonna|will|shall|should|if|unless|whether|plan|plans|"
+    r"planning|think|thinks|thought|guess|suppose|pretend|sometimes|rarely|seldom|"
+    r"hardly|barely|once|was|were|had|did|been|liked|loved|enjoyed|hated|lived|worked)\b"
+    r"|n't|'d\b",
+    re.IGNORECASE,
+)
+_PRONOUN_OBJECTS = {"it", "that", "this", "them", "him", "her", "you", "us", "me", "those",
+                    "these", "everything", "nothing", "something", "anything", "everyone",
+                    "someone", "anyone", "one", "lot", "a lot", "lots"}
+_GREETINGS = re.compile(
+    r"^(?:hi|hello|hey|thanks|thank you|ok|okay|bye|goodbye|yes|no|sure|cool|great|lol)\b[\s!.]*$",
+    re.IGNORECASE,
+)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
+_CLAUSE_SPLIT = re.compile(r",?\s+(?:and|but)\s+(?=(?:I|my|My)\b)|;\s*")
+_RETRACTABLE = {"work at": "works_at", "work for": "works_at", "live in": "lives_in",
+                "like": "likes", "love": "loves", "enjoy": "enjoys", "live with": "lives_with"}
+
+
+class RulesExtractor:
+    """Pattern-based extraction of first- and third-person statements (English)."""
+
+    name = "rules"
+
+    def extract(self, messages: list[Message], *, user_name: str | None = None) -> Extraction:
+        """Facts are the user's statements; relations come only from exact pattern matches."""
+        out = Extraction()
+        for message in messages:
+            if message.role not in ("user", "human"):
+                continue
+            for sentence in _sentences(message.content):
+                if not _is_statement(sentence):
+                    continue
+                index = len(out.facts)
+                out.facts.append(sentence)
+                for clause in _CLAUSE_SPLIT.split(sentence):
+                    for rel in _clause_relations(clause.strip(" .!;,")):
+                        out.relations.append(_with_fact(rel, index))
+        for rel in out.relations:
+            out.entity_types.setdefault(rel.source, rel.source_type)
+            out.entity_types.setdefault(rel.target, rel.target_type)
+        return out
+
+
+def _with_fact(rel: ExtractedRelation, index: int) -> ExtractedRelation:
+    return ExtractedRelation(
+        rel.source, rel.relation, rel.target, rel.source_type, rel.target_type, index, rel.negated
+    )
+
+
+def _sentences(text: str) -> Iterator[str]:
+    for raw in _SENTENCE_SPLIT.split(clean_text(text)):
+        sentence = raw.strip()
+        if sentence:
+            yield sentence
+
+
+def _is_statement(sentence: str) -> bool:
+    if sentence.endswith("?") or _GREETINGS.match(sentence):
+        return False
+    return len(re.findall(r"\w+", sentence)) >= 2
+
+
+def _clause_relations(clause: str) -> list[ExtractedRelation]:
+    retraction = _retraction(clause)
+    if retraction is not None:
+        return [retraction]
+    # "Dislike" forms contain negations of their own; let them through before the hedge test.
+    if m := re.fullmatch(
+        rf"I\s+{_ADVERB}({_FIRST_PREF})\s+(?:to\s+)?({OBJ})", clause, re.IGNORECASE
+    ):
+        verb = m.group(1).lower()
+        if verb in _NEGATIVE and not _HEDGES.search(_strip_verb(clause, m.group(1))):
+            return _preference(SELF, verb, m.group(2))
+    if _HEDGES.search(clause):
+        return []
+    for pattern in _PATTERNS:
+        if m := pattern.regex.fullmatch(clause):
+            return pattern.build(m)
+    return []
+
+
+def _strip_verb(clause: str, verb: str) -> str:
+    return clause.replace(verb, " ", 1)
+
+
+def _retraction(clause: str) -> ExtractedRelation | None:
+    verbs = "|".join(sorted(map(re.escape, _RETRACTABLE), key=len, reverse=True))
+    m = re.fullmatch(rf"I\s+no\s+longer\s+({verbs})\s+({NAME}|{OBJ})", clause, re.IGNORECASE)
+    if m is None:
+        m = re.fullmatch(
+            rf"I\s+(?:don't|do\s+not)\s+({verbs})\s+({NAME}|{OBJ})\s+(?:anymore|any\s+more)",
+            clause, re.IGNORECASE,
+        )
+    if m is None:
+        return None
+    relation = _RETRACTABLE[m.group(1).lower()]
+    target = _object(m.group(2))
+    if target is None:
+        return None
+    return ExtractedRelation(SELF, relation, target, "person", _target_type(relation), negated=True)
+
+
+def _object(raw: str) -> str | None:
+    obj = re.sub(r"^(?:the|a|an|to)\s+", "", raw.strip(), flags=re.IGNORECASE).strip()
+    if not obj or obj.lower() in _PRONOUN_OBJECTS or obj.lower().startswith(("my ", "your ")):
+        return None
+    if obj.lower().split()[0] in _PRONOUN_OBJECTS:
+        return None
+    return obj
+
+
+def _target_type(relation: str) -> str:
+    return {
+        "lives_in": "place", "is_from": "place", "born_in": "place", "works_at": "organization",
+        "works_as": "concept", "name": "name", "age": "number", "married_to": "person",
+        "is": "person", "lives_with": "person",
+    }.get(relation, "activity" if relation in _ALL_PREFERENCES else "other")
+
+
+_ALL_PREFERENCES = set(_POSITIVE.values()) | set(_NEGATIVE.values())
+
+
+def _preference(subject: str, verb: str, raw_obj: str) -> list[ExtractedRelation]:
+    relation = _POSITIVE.get(verb.lower()) or _NEGATIVE.get(verb.lower())
+    target = _object(raw_obj)
+    if relation is None or target is None:
+        return []
+    kind = "person" if re.fullmatch(NAME, target) and target[0].isupper() else "activity"
+    return [ExtractedRelation(subject, relation, target, "person", kind)]
+
+
+def _kin(raw: str) -> str:
+    key = re.sub(r"\s+", " ", raw.lower())
+    return _KIN_CANON.get(key, key).replace(" ", "_")
+
+
+def _animal(raw: str) -> str:
+    return re.sub(r"\s+", "_", raw.lower().replace("puppy", "dog").replace("kitten", "cat")
+                  .replace("bunny", "rabbit"))
+
+
+class _Pattern:
+    def __init__(self, regex: str, build) -> None:
+        self.regex = re.compile(regex, re.IGNORECASE)
+        self.build = build
+
+
+def _rel(source, relation, target, stype="person", ttype=None) -> ExtractedRelation:
+    return ExtractedRelation(source, relation, target, stype, ttype or _target_type(relation))
+
+
+def _subject_rest(subject: str, rest: str | None) -> list[ExtractedRelation]:
+    """Relations of a third-person remainder: "My friend John <rest>"."""
+    if not rest:
+        return []
+    rest = rest.strip()
+    for pattern in _THIRD_PERSON:
+        if m := pattern.regex.fullmatch(rest):
+            return pattern.build(subject, m)
+    return []
+
+
+class _Third:
+    def __init__(self, regex: str, build) -> None:
+        self.regex = re.compile(regex, re.IGNORECASE)
+        self.build = build
+
+
+# Predicates that follow a named subject ("John <predicate>").
+_THIRD_PERSON = [
+    _Third(rf"{_ADVERB}({_THIRD_PREF})\s+(?:to\s+)?({OBJ})",
+           lambda s, m: _preference(s, m.group(1), m.group(2))),
+    _Third(rf"lives\s+in\s+(?:the\s+)?({NAME})", lambda s, m: [_rel(s, "lives_in", m.group(1))]),
+    _Third(rf"works\s+(?:at|for)\s+(?:the\s+)?({NAME})",
+           lambda s, m: [_rel(s, "works_at", m.group(1))]),
+    _Third(rf"is\s+from\s+(?:the\s+)?({NAME})", lambda s, m: [_rel(s, "is_from", m.group(1))]),
+    _Third(rf"has\s+(?:a|an)\s+({_ANIMAL})\s+(?:named|called)\s+({NAME})",
+           lambda s, m: [_rel(s, f"has_{_animal(m.group(1))}", m.group(2), ttype="animal")]),
+    _Third(rf"is\s+married\s+to\s+({NAME})", lambda s, m: [_rel(s, "married_to", m.group(1))]),
+    _Third(r"is\s+(\d{1,3})\s+years\s+old", lambda s, m: [_rel(s, "age", m.group(1))]),
+    _Third(rf"is\s+({NAME})", lambda s, m: [_rel(s, "is", m.group(1))]),
+]
+
+
+def _both(m: re.Match) -> list[ExtractedRelation]:
+    out: list[ExtractedRelation] = []
+    for subject in (m.group(1), m.group(2)):
+        out.extend(_preference(subject, m.group(3), m.group(4)))
+    return out
+
+
+_PATTERNS = [
+    _Pattern(rf"(?:my\s+name\s+is|my\s+name's|i\s+am\s+called|i'm\s+called|call\s+me|"
+             rf"people\s+call\s+me|everyone\s+calls\s+me)\s+({NAME})",
+             lambda m: [_rel(SELF, "name", m.group(1), ttype="name")]),
+    _Pattern(rf"I\s+{_ADVERB}({_FIRST_PREF})\s+(?:to\s+)?({OBJ})",
+             lambda m: _preference(SELF, m.group(1), m.group(2))),
+    _Pattern(rf"I\s+(?:currently\s+)?(?:live|reside)\s+in\s+(?:the\s+)?({NAME})",
+             lambda m: [_rel(SELF, "lives_in", m.group(1))]),
+    _Pattern(rf"I(?:'m|\s+am)\s+(?:currently\s+)?living\s+in\s+(?:the\s+)?({NAME})",
+             lambda m: [_rel(SELF, "lives_in", m.group(1))]),
+    _Pattern(rf"I\s+(?:currently\s+)?work\s+(?:at|for)\s+(?:the\s+)?({NAME})",
+             lambda m: [_rel(SELF, "works_at", m.group(1))]),
+    _Pattern(rf"I(?:'m|\s+am)\s+(?:currently\s+)?working\s+(?:at|for)\s+(?:the\s+)?({NAME})",
+             lambda m: [_rel(SELF, "works_at", m.group(1))]),
+    _Pattern(rf"I\s+work\s+as\s+(?:a|an)\s+({OBJ})",
+             lambda m: [_rel(SELF, "works_as", m.group(1).lower())]),
+    _Pattern(rf"I(?:'m|\s+am)\s+(?:originally\s+)?from\s+(?:the\s+)?({NAME})",
+             lambda m: [_rel(SELF, "is_from", m.group(1))]),
+    _Pattern(rf"I\s+come\s+from\s+(?:the\s+)?({NAME})",
+             lambda m: [_rel(SELF, "is_from", m.group(1))]),
+    _Pattern(r"(?:I(?:'m|\s+am)\s+(\d{1,3})\s+years\s+old|my\s+age\s+is\s+(\d{1,3}))",
+             lambda m: [_rel(SELF, "age", m.group(1) or m.group(2))]),
+    _Pattern(rf"I(?:'m|\s+am)\s+married\s+to\s+({NAME})",
+             lambda m: [_rel(SELF, "married_to", m.group(1))]),
+    _Pattern(rf"I\s+have\s+(?:a|an)\s+({_ANIMAL})\s+(?:named|called)\s+({NAME})",
+             lambda m: [_rel(SELF, f"has_{_animal(m.group(1))}", m.group(2), ttype="animal")]),
+    _Pattern(rf"my\s+({_ANIMAL})(?:'s\s+name\s+is|\s+is\s+(?:named|called)|,)?\s+({NAME})",
+             lambda m: [_rel(SELF, f"has_{_animal(m.group(1))}", m.group(2), ttype="animal")]),
+    # "My friend John", "My sister's name is Ann", "My friend John has a dog named Tommy".
+    _Pattern(rf"my\s+({_KIN})(?:'s\s+name\s+is|\s+is\s+(?:named|called)|,)?\s+({NAME})"
+             rf"(?:,?\s+(.+))?",
+             lambda m: [_rel(SELF, _kin(m.group(1)), m.group(2), ttype="person"),
+                        *_subject_rest(m.group(2), m.group(3))]),
+    # "John is my brother".
+    _Pattern(rf"({NAME})\s+is\s+my\s+({_KIN})",
+             lambda m: [_rel(SELF, _kin(m.group(2)), m.group(1), ttype="person")]),
+    # "John and Harry both enjoy hiking".
+    _Pattern(rf"({NAME})\s+and\s+({NAME})\s+(?:both\s+|also\s+|each\s+)?({_FIRST_PREF})\s+"
+             rf"(?:to\s+)?({OBJ})", _both),
+    # "John likes tea", "Harry lives in Paris", "Peter is Spider-Man".
+    _Pattern(rf"({NAME})\s+(.+)", lambda m: _named_subject(m.group(1), m.group(2))),
+]
+
+_NOT_SUBJECTS = {"i", "my", "we", "our", "you", "your", "he", "she", "they", "it", "this",
+                 "that", "there", "the", "a", "an", "today", "yesterday", "tomorrow"}
+
+
+def _named_subject(subject: str, rest: str) -> list[ExtractedRelation]:
+    if subject.split()[0].lower() in _NOT_SUBJECTS:
+        return []
+    return _subject_rest(subject, rest)

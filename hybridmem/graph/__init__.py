@@ -1,0 +1,1 @@
+"""The graph path: Kuzu store, entity resolution, conflict rules, planning, rendering."""

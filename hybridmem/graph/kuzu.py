@@ -1,0 +1,265 @@
+"""The graph store on Kuzu: entity nodes and relation edges, scoped like the memories.
+
+The only module that writes Cypher. Every value reaches a query as a parameter; the only
+text composed into a query is column names from `SCOPE_FIELDS`.
+
+Writes follow NOTES-engines.md: nodes are merged in one statement, and edges in another
+that MATCHes both (already existing) ends, never `MERGE (a) MERGE (b) MERGE (a)-[]->(b)` in
+one statement (that attaches edges to the wrong node on re-runs), and a plan's whole graph
+part runs in one explicit transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hybridmem.errors import StoreError, StoreLockedError
+from hybridmem.plan import EdgeRecord, EntityRecord, WritePlan
+from hybridmem.scope import SCOPE_FIELDS, Scope
+
+_SCHEMA = [
+    "CREATE NODE TABLE IF NOT EXISTS Entity ("
+    " id STRING PRIMARY KEY, user_id STRING, agent_id STRING, run_id STRING,"
+    " name STRING, key STRING, type STRING, aliases STRING[], mentions INT64,"
+    " created_at STRING, embedding STRING)",
+    "CREATE REL TABLE IF NOT EXISTS Relation (FROM Entity TO Entity,"
+    " id STRING, user_id STRING, agent_id STRING, run_id STRING, relation STRING,"
+    " fact STRING, valid BOOLEAN, created_at STRING, invalidated_at STRING,"
+    " superseded_by STRING, reason STRING, memory_ids STRING[])",
+]
+
+_ENTITY_RETURN = (
+    "e.id, e.user_id, e.agent_id, e.run_id, e.name, e.key, e.type, e.aliases, e.mentions, "
+    "e.created_at, e.embedding"
+)
+_EDGE_RETURN = (
+    "r.id, s.id, t.id, r.user_id, r.agent_id, r.run_id, r.relation, r.fact, r.valid, "
+    "r.created_at, r.invalidated_at, r.superseded_by, r.reason, r.memory_ids, "
+    "s.name, t.name, s.type, t.type"
+)
+
+
+class KuzuGraphStore:
+    """Entities and relations in one Kuzu database directory."""
+
+    def __init__(self, path: Path) -> None:
+        import kuzu
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = kuzu.Database(str(path))
+        except RuntimeError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(
+                    f"the Kuzu graph at {path} is in use by another process"
+                ) from exc
+            raise StoreError(f"cannot open the Kuzu graph at {path}: {exc}") from exc
+        self._conn = kuzu.Connection(self._db)
+        # One connection, one statement at a time: Kuzu connections are not shared safely.
+        self._lock = threading.RLock()
+        for statement in _SCHEMA:
+            self._conn.execute(statement)
+
+    # ------------------------------------------------------------ reads
+
+    def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+        with self._lock:
+            result = self._conn.execute(query, params or {})
+            return result.get_all()
+
+    def entities(self, scope: Scope) -> list[EntityRecord]:
+        """Entity nodes inside a read scope."""
+        where, params = _scope_where("e", scope)
+        rows = self._rows(f"MATCH (e:Entity) WHERE {where} RETURN {_ENTITY_RETURN}", params)
+        return [_entity(r) for r in rows]
+
+    def entities_by_id(self, ids: Iterable[str]) -> dict[str, EntityRecord]:
+        """Entity nodes by id."""
+        out = {}
+        for entity_id in set(ids):
+            rows = self._rows(
+                f"MATCH (e:Entity {{id: $id}}) RETURN {_ENTITY_RETURN}", {"id": entity_id}
+            )
+            if rows:
+                out[entity_id] = _entity(rows[0])
+        return out
+
+    def edges(
+        self, scope: Scope, *, include_invalid: bool = False, as_of: str | None = None
+    ) -> list[EdgeRecord]:
+        """Relation edges inside a read scope: the current graph, or as it was at `as_of`."""
+        where, params = _scope_where("r", scope)
+        if as_of is not None:
+            where += (" AND r.created_at <= $as_of AND (r.invalidated_at IS NULL OR "
+                      "r.invalidated_at > $as_of)")
+            params["as_of"] = as_of
+        elif not include_invalid:
+            where += " AND r.valid"
+        rows = self._rows(
+            f"MATCH (s:Entity)-[r:Relation]->(t:Entity) WHERE {where} RETURN {_EDGE_RETURN} "
+            "ORDER BY r.created_at, r.id",
+            params,
+        )
+        return [_edge(r) for r in rows]
+
+    def active_edges_touching(self, entity_ids: Iterable[str]) -> list[EdgeRecord]:
+        """Active edges with either end among `entity_ids` (the conflict neighbourhood)."""
+        found: dict[str, EdgeRecord] = {}
+        for entity_id in set(entity_ids):
+            for query in (
+                "MATCH (s:Entity {id: $id})-[r:Relation]->(t:Entity) WHERE r.valid "
+                f"RETURN {_EDGE_RETURN}",
+                "MATCH (s:Entity)-[r:Relation]->(t:Entity {id: $id}) WHERE r.valid "
+                f"RETURN {_EDGE_RETURN}",
+            ):
+                for row in self._rows(query, {"id": entity_id}):
+                    edge = _edge(row)
+                    found[edge.id] = edge
+        return list(found.values())
+
+    def edges_supported_by(self, scope: Scope, memory_ids: Iterable[str]) -> list[EdgeRecord]:
+        """Edges (current or not) inside a scope that list any of `memory_ids` as support."""
+        where, params = _scope_where("r", scope)
+        found: dict[str, EdgeRecord] = {}
+        for memory_id in set(memory_ids):
+            rows = self._rows(
+                f"MATCH (s:Entity)-[r:Relation]->(t:Entity) WHERE {where} AND "
+                f"list_contains(r.memory_ids, $mid) RETURN {_EDGE_RETURN}",
+                {**params, "mid": memory_id},
+            )
+            for row in rows:
+                edge = _edge(row)
+                found[edge.id] = edge
+        return list(found.values())
+
+    def degree(self, entity_ids: Iterable[str]) -> dict[str, int]:
+        """Number of edges (current or not) at each entity."""
+        out = {}
+        for entity_id in set(entity_ids):
+            rows = self._rows(
+                "MATCH (e:Entity {id: $id}) OPTIONAL MATCH (e)-[r:Relation]-() "
+                "RETURN count(r)", {"id": entity_id},
+            )
+            out[entity_id] = int(rows[0][0]) if rows else 0
+        return out
+
+    def neighbourhood(self, seed_ids: Iterable[str], hops: int) -> dict[str, int]:
+        """Active edges within `hops` of the seeds: edge id -> fewest hops to reach it."""
+        reach: dict[str, int] = {}
+        query = (
+            f"MATCH (a:Entity {{id: $id}})-[r:Relation*1..{int(hops)} (e, n | WHERE e.valid)]-"
+            "(b:Entity) RETURN properties(rels(r), 'id')"
+        )
+        for seed in set(seed_ids):
+            for (path,) in self._rows(query, {"id": seed}):
+                for depth, edge_id in enumerate(path, start=1):
+                    if depth < reach.get(edge_id, hops + 1):
+                        reach[edge_id] = depth
+        return reach
+
+    def count(self) -> tuple[int, int]:
+        """(entities, edges) in the whole database."""
+        nodes = self._rows("MATCH (e:Entity) RETURN count(e)")[0][0]
+        edges = self._rows("MATCH ()-[r:Relation]->() RETURN count(r)")[0][0]
+        return int(nodes), int(edges)
+
+    # ------------------------------------------------------------ writes
+
+    def apply(self, plan: WritePlan) -> None:
+        """Apply a plan's graph part in one transaction. Idempotent: a re-run changes nothing."""
+        if not plan.touches_graph():
+            return
+        with self._lock:
+            self._conn.execute("BEGIN TRANSACTION")
+            try:
+                self._apply(plan)
+            except Exception as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"graph write failed: {exc}") from exc
+            self._conn.execute("COMMIT")
+
+    def _apply(self, plan: WritePlan) -> None:
+        run = self._conn.execute
+        if plan.delete_scope is not None:
+            scope = Scope.of(**{k: v or None for k, v in plan.delete_scope.model_dump().items()})
+            where, params = _scope_where("e", scope)
+            run(f"MATCH (e:Entity) WHERE {where} DETACH DELETE e", params)
+        for e in plan.entities:
+            run(
+                "MERGE (e:Entity {id: $id}) SET e.user_id = $user_id, e.agent_id = $agent_id, "
+                "e.run_id = $run_id, e.name = $name, e.key = $key, e.type = $type, "
+                "e.aliases = $aliases, e.mentions = $mentions, e.created_at = $created_at, "
+                "e.embedding = $embedding",
+                e.model_dump(),
+            )
+        for edge in plan.edges:
+            params = edge.model_dump(exclude={"source_name", "target_name", "source_type",
+                                              "target_type"})
+            run(
+                "MATCH (s:Entity {id: $source_id}), (t:Entity {id: $target_id}) "
+                "MERGE (s)-[r:Relation {id: $id}]->(t) SET r.user_id = $user_id, "
+                "r.agent_id = $agent_id, r.run_id = $run_id, r.relation = $relation, "
+                "r.fact = $fact, r.valid = $valid, r.created_at = $created_at, "
+                "r.invalidated_at = $invalidated_at, r.superseded_by = $superseded_by, "
+                "r.reason = $reason, r.memory_ids = $memory_ids",
+                params,
+            )
+        for change in plan.support:
+            run(
+                "MATCH ()-[r:Relation {id: $edge_id}]->() SET r.memory_ids = $memory_ids",
+                change.model_dump(),
+            )
+        for edge_id in plan.delete_edge_ids:
+            run("MATCH ()-[r:Relation {id: $id}]->() DELETE r", {"id": edge_id})
+        for inv in plan.invalidations:
+            run(
+                "MATCH ()-[r:Relation {id: $edge_id}]->() SET r.valid = false, "
+                "r.invalidated_at = $at, r.superseded_by = $superseded_by, r.reason = $reason",
+                inv.model_dump(),
+            )
+        for entity_id in plan.delete_entity_ids:
+            run("MATCH (e:Entity {id: $id}) DETACH DELETE e", {"id": entity_id})
+
+    def drop_all(self) -> None:
+        """Delete every node and edge (for `reset`)."""
+        with self._lock:
+            self._conn.execute("MATCH (e:Entity) DETACH DELETE e")
+
+    def close(self) -> None:
+        """Close the connection and the database (releases the file lock)."""
+        with self._lock:
+            self._conn.close()
+            self._db.close()
+
+
+def _scope_where(var: str, scope: Scope) -> tuple[str, dict[str, Any]]:
+    ids = scope.ids()
+    where = " AND ".join(f"{var}.{field} = ${field}" for field in ids if field in SCOPE_FIELDS)
+    return where, dict(ids)
+
+
+def _entity(row: list[Any]) -> EntityRecord:
+    (id_, user_id, agent_id, run_id, name, key, type_, aliases, mentions, created_at,
+     embedding) = row
+    return EntityRecord(
+        id=id_, user_id=user_id or "", agent_id=agent_id or "", run_id=run_id or "", name=name,
+        key=key, type=type_ or "other", aliases=list(aliases or []), mentions=mentions or 0,
+        created_at=created_at, embedding=embedding,
+    )
+
+
+def _edge(row: list[Any]) -> EdgeRecord:
+    (id_, source_id, target_id, user_id, agent_id, run_id, relation, fact, valid, created_at,
+     invalidated_at, superseded_by, reason, memory_ids, source_name, target_name, source_type,
+     target_type) = row
+    return EdgeRecord(
+        id=id_, source_id=source_id, target_id=target_id, user_id=user_id or "",
+        agent_id=agent_id or "", run_id=run_id or "", relation=relation, fact=fact or "",
+        valid=bool(valid), created_at=created_at, invalidated_at=invalidated_at,
+        superseded_by=superseded_by, reason=reason, memory_ids=list(memory_ids or []),
+        source_name=source_name or "", target_name=target_name or "",
+        source_type=source_type or "", target_type=target_type or "",
+    )

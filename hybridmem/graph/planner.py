@@ -1,0 +1,358 @@
+"""Turning extracted relations into graph changes of a `WritePlan`: resolve entities,
+reuse or create edges, end contradicted edges, and forget edges when memories go."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hybridmem.config import GraphRules
+from hybridmem.extract.base import SELF, ExtractedRelation
+from hybridmem.graph.conflicts import ConflictRules, LLMConflictJudge, NewEdge
+from hybridmem.graph.kuzu import KuzuGraphStore
+from hybridmem.graph.render import render
+from hybridmem.graph.resolve import SELF_KEY, EntityResolver
+from hybridmem.graph.snapshot import GraphSnapshots, ScopeGraph
+from hybridmem.plan import (
+    EdgeRecord,
+    EntityRecord,
+    HistoryEntry,
+    Invalidation,
+    Supersession,
+    SupportChange,
+    WritePlan,
+    pack_vector,
+)
+from hybridmem.scope import Scope
+from hybridmem.text import clean_text, entity_key
+
+
+@dataclass
+class FactLinks:
+    """Which memory each extracted fact became (new or existing), and its text."""
+
+    memory_ids: list[str]
+    texts: list[str]
+    new_ids: set[str] = field(default_factory=set)
+
+    def memory_of(self, index: int | None) -> list[str]:
+        """The memory ids a relation with this fact index is supported by."""
+        if index is not None and 0 <= index < len(self.memory_ids):
+            return [self.memory_ids[index]]
+        return list(dict.fromkeys(self.memory_ids))
+
+    def text_of(self, index: int | None) -> str:
+        """The sentence a relation came from ("" if unknown)."""
+        if index is not None and 0 <= index < len(self.texts):
+            return self.texts[index]
+        return ""
+
+
+class GraphPlanner:
+    """Decides every graph change of an add, update or delete."""
+
+    def __init__(
+        self,
+        store: KuzuGraphStore,
+        snapshots: GraphSnapshots,
+        rules: GraphRules,
+        judge: LLMConflictJudge | None,
+    ) -> None:
+        self._store = store
+        self._snapshots = snapshots
+        self._rules = ConflictRules(rules)
+        self._threshold = rules.resolution_threshold
+        self._judge = judge
+
+    # ------------------------------------------------------------ adds
+
+    def user_name(self, scope: Scope) -> str | None:
+        """The scope user's learned name, if any (helps the extractor map "Alice" to "I")."""
+        graph = self._snapshots.get(scope)
+        default = _default_self_name(scope)
+        for entity in graph.exact(scope):
+            if entity.key == SELF_KEY and entity.name != default:
+                return entity.name
+        return None
+
+    def names_to_embed(self, scope: Scope, relations: list[ExtractedRelation]) -> list[str]:
+        """Mention names that key/alias lookup cannot resolve (they need an embedding)."""
+        resolver = EntityResolver(self._snapshots.get(scope).exact(scope), self._threshold)
+        out: list[str] = []
+        for rel in relations:
+            for name, kind in ((rel.source, rel.source_type), (rel.target, rel.target_type)):
+                if name != SELF and resolver.lookup(name, kind) is None and name not in out:
+                    out.append(name)
+        return out
+
+    def plan_relations(
+        self,
+        plan: WritePlan,
+        scope: Scope,
+        relations: list[ExtractedRelation],
+        facts: FactLinks,
+        name_vectors: dict[str, np.ndarray],
+        now: str,
+    ) -> None:
+        """Add the graph changes of extracted relations to `plan`."""
+        if not relations:
+            return
+        graph = self._snapshots.get(scope)
+        state = _PlanState(plan, scope, graph, EntityResolver(graph.exact(scope), self._threshold))
+        new_edges: list[NewEdge] = []
+        for rel in relations:
+            if rel.negated:
+                continue
+            source = self._resolve(state, rel.source, rel.source_type, name_vectors, now)
+            target = self._resolve(state, rel.target, rel.target_type, name_vectors, now)
+            if source.id == target.id:
+                continue
+            for entity in (source, target):
+                state.touch(entity.model_copy(update={"mentions": entity.mentions + 1}))
+            edge = state.edge_for(source.id, rel.relation, target.id)
+            supporting = facts.memory_of(rel.fact_index)
+            if edge is None:
+                edge = EdgeRecord(
+                    id=uuid.uuid4().hex, source_id=source.id, target_id=target.id,
+                    relation=rel.relation, fact=facts.text_of(rel.fact_index), created_at=now,
+                    memory_ids=supporting, source_name=source.name, target_name=target.name,
+                    **scope.as_row(),
+                )
+                plan.edges.append(edge)
+                new_edges.append(NewEdge(edge.id, source.id, rel.relation, target.id,
+                                         render(source.name, rel.relation, target.name)))
+            else:
+                state.support(edge, supporting)
+        self._end_conflicts(state, new_edges, now)
+        self._retract(state, [r for r in relations if r.negated], facts, now)
+        self._learn_name(state, scope)
+        self._supersede_memories(state, facts.new_ids, now)
+        state.flush()
+
+    def _resolve(self, state: _PlanState, name: str, kind: str,
+                 vectors: dict[str, np.ndarray], now: str) -> EntityRecord:
+        if name == SELF:
+            return state.self_entity(now)
+        found = state.resolver.lookup(name, kind) or state.resolver.by_embedding(
+            vectors.get(name), kind
+        )
+        if found is not None:
+            return state.entities.get(found.id, found)
+        vector = vectors.get(name)
+        entity = EntityRecord(
+            id=uuid.uuid4().hex, name=clean_text(name), key=entity_key(name),
+            type=kind or "other", aliases=[], mentions=0, created_at=now,
+            embedding=pack_vector(vector) if vector is not None else None, **state.scope.as_row(),
+        )
+        state.touch(entity)
+        return entity
+
+    def _end_conflicts(self, state: _PlanState, new_edges: list[NewEdge], now: str) -> None:
+        if not new_edges:
+            return
+        sources = {n.source_id for n in new_edges}
+        fresh = {n.id for n in new_edges}
+        active = [e for e in state.graph.edges if e.source_id in sources and e.id not in fresh]
+        candidates: dict[str, EdgeRecord] = {}
+        for new in new_edges:
+            for old in active:
+                reason = self._rules.reason(new, old)
+                if reason is not None:
+                    state.invalidate(old, new.id, reason, now)
+        for new in new_edges:
+            for old in active:
+                if old.id not in state.ended and self._rules.is_candidate(new, old):
+                    candidates[old.id] = old
+        if self._judge is None or not candidates:
+            return
+        verdicts = self._judge.judge(new_edges, list(candidates.values()), state.graph.text)
+        for edge_id, reason in verdicts.items():
+            old = candidates[edge_id]
+            by = next(n.id for n in new_edges if n.source_id == old.source_id)
+            state.invalidate(old, by, f"LLM: {reason}", now)
+
+    def _retract(self, state: _PlanState, negated: list[ExtractedRelation], facts: FactLinks,
+                 now: str) -> None:
+        for rel in negated:
+            source = state.self_entity(now) if rel.source == SELF else state.resolver.lookup(
+                rel.source, rel.source_type)
+            target = state.resolver.lookup(rel.target, rel.target_type)
+            if source is None or target is None:
+                continue
+            for old in state.graph.edges:
+                if (old.source_id, old.relation, old.target_id) == (source.id, rel.relation,
+                                                                    target.id):
+                    said = facts.text_of(rel.fact_index)
+                    reason = f"retracted: {said!r}" if said else "retracted"
+                    state.invalidate(old, None, reason, now)
+
+    def _learn_name(self, state: _PlanState, scope: Scope) -> None:
+        me = state.current_self()
+        if me is None:
+            return
+        ended = {e.target_id for e in state.graph.edges
+                 if e.id in state.ended and e.source_id == me.id and e.relation == "name"}
+        named = [e for e in state.plan.edges if e.source_id == me.id and e.relation == "name"]
+        if not ended and not named:
+            return
+        aliases = [a for a in me.aliases
+                   if a not in {state.graph.entity_by_id[i].key for i in ended
+                                if i in state.graph.entity_by_id}]
+        name = me.name
+        for edge in named:
+            aliases.append(entity_key(edge.target_name))
+            name = edge.target_name
+        if not named and ended:
+            name = _default_self_name(scope)
+        state.touch(me.model_copy(update={"name": name, "aliases": list(dict.fromkeys(aliases))}))
+
+    def _supersede_memories(self, state: _PlanState, own: set[str], now: str) -> None:
+        """A memory whose every relation was just ended is no longer current."""
+        ended_edges = [state.graph.edge_by_id[i] for i in state.ended]
+        memory_ids = {m for e in ended_edges for m in e.memory_ids} - own
+        if not memory_ids:
+            return
+        by_memory: dict[str, list[EdgeRecord]] = {}
+        for edge in self._store.edges_supported_by(state.scope, memory_ids):
+            for m in edge.memory_ids:
+                by_memory.setdefault(m, []).append(edge)
+        for memory_id in sorted(memory_ids):
+            edges = by_memory.get(memory_id, [])
+            if not edges or not all(not e.valid or e.id in state.ended for e in edges):
+                continue
+            by_edge = next((state.ended[e.id][0] for e in edges if e.id in state.ended), None)
+            by_memory_id = next(
+                (e.memory_ids[0] for e in state.plan.edges if e.id == by_edge and e.memory_ids),
+                None,
+            )
+            state.plan.supersede.append(
+                Supersession(memory_id=memory_id, superseded_by=by_memory_id, at=now)
+            )
+            state.history(memory_id, "SUPERSEDE", None, None,
+                          {"superseded_by": by_memory_id}, now)
+
+    # ------------------------------------------------------------ deletes
+
+    def plan_forget(self, plan: WritePlan, scope: Scope, memory_ids: set[str]) -> None:
+        """Remove `memory_ids` as support; edges left without support, and entities left
+        without edges, are deleted for real."""
+        edges = self._store.edges_supported_by(scope, memory_ids)
+        gone: list[EdgeRecord] = []
+        for edge in edges:
+            remaining = [m for m in edge.memory_ids if m not in memory_ids]
+            if remaining:
+                plan.support.append(SupportChange(edge_id=edge.id, memory_ids=remaining))
+            else:
+                plan.delete_edge_ids.append(edge.id)
+                gone.append(edge)
+        if not gone:
+            return
+        ends = {e.source_id for e in gone} | {e.target_id for e in gone}
+        lost = {i: sum(1 for e in gone if i in (e.source_id, e.target_id)) for i in ends}
+        degree = self._store.degree(ends)
+        entities = self._store.entities_by_id(ends)
+        for entity_id in sorted(ends):
+            if degree.get(entity_id, 0) - lost[entity_id] <= 0:
+                plan.delete_entity_ids.append(entity_id)
+                continue
+            entity = entities.get(entity_id)
+            lost_names = {e.target_name for e in gone
+                          if e.source_id == entity_id and e.relation == "name"}
+            if entity is not None and entity.key == SELF_KEY and lost_names:
+                # A deleted "my name is X" takes X out of the user's aliases too.
+                keys = {entity_key(n) for n in lost_names}
+                row_scope = Scope.of(**{k: v or None for k, v in entity.model_dump(
+                    include={"user_id", "agent_id", "run_id"}).items()})
+                plan.entities.append(entity.model_copy(update={
+                    "aliases": [a for a in entity.aliases if a not in keys],
+                    "name": _default_self_name(row_scope),
+                }))
+
+
+def _default_self_name(scope: Scope) -> str:
+    return scope.user_id or "user"
+
+
+class _PlanState:
+    """Working state while one add's graph changes are decided."""
+
+    def __init__(self, plan: WritePlan, scope: Scope, graph: ScopeGraph,
+                 resolver: EntityResolver) -> None:
+        self.plan = plan
+        self.scope = scope
+        self.graph = graph
+        self.resolver = resolver
+        self.entities: dict[str, EntityRecord] = {}
+        self.ended: dict[str, tuple[str | None, str]] = {}
+        self._support: dict[str, list[str]] = {}
+
+    def touch(self, entity: EntityRecord) -> None:
+        self.entities[entity.id] = entity
+        self.resolver.add(entity)
+
+    def self_entity(self, now: str) -> EntityRecord:
+        current = self.current_self()
+        if current is not None:
+            return current
+        user_id = self.scope.user_id
+        entity = EntityRecord(
+            id=uuid.uuid4().hex, name=_default_self_name(self.scope), key=SELF_KEY,
+            type="person", aliases=[entity_key(user_id)] if user_id else [], mentions=0,
+            created_at=now, **self.scope.as_row(),
+        )
+        self.touch(entity)
+        return entity
+
+    def current_self(self) -> EntityRecord | None:
+        for entity in self.entities.values():
+            if entity.key == SELF_KEY:
+                return entity
+        for entity in self.graph.exact(self.scope):
+            if entity.key == SELF_KEY:
+                return entity
+        return None
+
+    def edge_for(self, source_id: str, relation: str, target_id: str) -> EdgeRecord | None:
+        wanted = (source_id, relation, target_id)
+        for edge in [*self.plan.edges, *self.graph.edges]:
+            ends = (edge.source_id, edge.relation, edge.target_id)
+            if ends == wanted and edge.valid and edge.id not in self.ended:
+                return edge
+        return None
+
+    def support(self, edge: EdgeRecord, memory_ids: list[str]) -> None:
+        if any(e.id == edge.id for e in self.plan.edges):
+            edge.memory_ids = list(dict.fromkeys([*edge.memory_ids, *memory_ids]))
+            return
+        current = self._support.get(edge.id, edge.memory_ids)
+        self._support[edge.id] = list(dict.fromkeys([*current, *memory_ids]))
+
+    def invalidate(self, old: EdgeRecord, by: str | None, reason: str, now: str) -> None:
+        """End `old`, and note it in the history of every memory that supported it."""
+        if old.id in self.ended:
+            return
+        self.ended[old.id] = (by, reason)
+        self.plan.invalidations.append(
+            Invalidation(edge_id=old.id, superseded_by=by, reason=reason, at=now)
+        )
+        new = next((e for e in self.plan.edges if e.id == by), None)
+        new_text = render(new.source_name, new.relation, new.target_name) if new else None
+        for memory_id in old.memory_ids:
+            self.history(memory_id, "INVALIDATE", self.graph.text(old), new_text,
+                         {"edge_id": old.id, "reason": reason, "superseded_by": by}, now)
+
+    def history(self, memory_id: str, event: str, old: str | None, new: str | None,
+                detail: dict, now: str) -> None:
+        self.plan.history.append(HistoryEntry(
+            id=uuid.uuid4().hex, memory_id=memory_id, event=event, old_memory=old,
+            new_memory=new, detail=detail, created_at=now, **self.scope.as_row(),
+        ))
+
+    def flush(self) -> None:
+        """Write the collected entity and support changes into the plan."""
+        self.plan.entities.extend(self.entities.values())
+        self.plan.support.extend(
+            SupportChange(edge_id=i, memory_ids=m) for i, m in self._support.items()
+        )

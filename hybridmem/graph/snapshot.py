@@ -1,0 +1,123 @@
+"""A cached view of one read scope's current graph: entities, active edges, rendered
+relation texts and their BM25 model. Rebuilt only after a write to that scope."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from functools import cached_property
+
+import numpy as np
+
+from hybridmem.graph.kuzu import KuzuGraphStore
+from hybridmem.graph.render import render
+from hybridmem.graph.resolve import SELF_KEY
+from hybridmem.plan import EdgeRecord, EntityRecord, unpack_vector
+from hybridmem.scope import Scope
+from hybridmem.search.bm25 import RelationBM25
+from hybridmem.text import STOPWORDS, tokenize
+
+
+class ScopeGraph:
+    """Entities and active edges of one read scope, with derived indexes built on demand."""
+
+    def __init__(self, entities: list[EntityRecord], edges: list[EdgeRecord]) -> None:
+        self.entities = entities
+        self.edges = edges
+        self.entity_by_id = {e.id: e for e in entities}
+        self.edge_by_id = {e.id: e for e in edges}
+
+    def exact(self, scope: Scope) -> list[EntityRecord]:
+        """The entities written with exactly this scope's ids."""
+        row = scope.as_row()
+        return [e for e in self.entities if e.model_dump(include=set(row)) == row]
+
+    def text(self, edge: EdgeRecord) -> str:
+        """The edge as a sentence, with the ends' current names."""
+        return render(edge.source_name, edge.relation, edge.target_name)
+
+    @cached_property
+    def bm25(self) -> RelationBM25:
+        """BM25 over every active relation's sentence."""
+        return RelationBM25([(e.id, self.text(e)) for e in self.edges])
+
+    @cached_property
+    def self_ids(self) -> list[str]:
+        """Ids of the scope's own user entities."""
+        return [e.id for e in self.entities if e.key == SELF_KEY]
+
+    @cached_property
+    def names(self) -> dict[str, list[str]]:
+        """Every key and alias -> entity ids (for spotting entities named in a query)."""
+        out: dict[str, list[str]] = {}
+        for e in self.entities:
+            for key in {e.key, *e.aliases}:
+                if key and key != SELF_KEY:
+                    out.setdefault(key, []).append(e.id)
+        return out
+
+    @cached_property
+    def phrases(self) -> dict[tuple[str, ...], list[str]]:
+        """Word tuples of every key and alias -> entity ids (stopword-only names left out)."""
+        out: dict[tuple[str, ...], list[str]] = {}
+        for key, ids in self.names.items():
+            words = tuple(tokenize(key))
+            if words and not all(w in STOPWORDS for w in words):
+                out.setdefault(words, []).extend(ids)
+        return out
+
+    @cached_property
+    def name_vectors(self) -> tuple[list[str], np.ndarray | None]:
+        """(entity ids, matrix of their name embeddings)."""
+        ids = [e.id for e in self.entities if e.embedding]
+        if not ids:
+            return [], None
+        return ids, np.vstack([unpack_vector(self.entity_by_id[i].embedding) for i in ids])
+
+
+class GraphSnapshots:
+    """An LRU of `ScopeGraph`s, invalidated per scope id value on every graph write.
+
+    A write with ids (A, X, R) bumps the counters of user A, agent X and run R; a cached read
+    scope is fresh while the counters of its own ids are unchanged. Any write that can change
+    what a read scope sees shares that scope's ids, so it always bumps one of them.
+    """
+
+    def __init__(self, store: KuzuGraphStore, max_scopes: int = 256) -> None:
+        self._store = store
+        self._max = max_scopes
+        self._versions: dict[tuple[str, str], int] = {}
+        self._cache: OrderedDict[Scope, tuple[tuple[int, ...], ScopeGraph]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _stamp(self, scope: Scope) -> tuple[int, ...]:
+        return tuple(self._versions.get(item, 0) for item in sorted(scope.ids().items()))
+
+    def get(self, scope: Scope) -> ScopeGraph:
+        """The current graph of a read scope."""
+        with self._lock:
+            stamp = self._stamp(scope)
+            cached = self._cache.get(scope)
+            if cached is not None and cached[0] == stamp:
+                self._cache.move_to_end(scope)
+                return cached[1]
+        graph = ScopeGraph(self._store.entities(scope), self._store.edges(scope))
+        with self._lock:
+            if self._stamp(scope) == stamp:
+                self._cache[scope] = (stamp, graph)
+                self._cache.move_to_end(scope)
+                while len(self._cache) > self._max:
+                    self._cache.popitem(last=False)
+        return graph
+
+    def invalidate(self, scope: Scope) -> None:
+        """Note a write to rows with these ids."""
+        with self._lock:
+            for item in scope.ids().items():
+                self._versions[item] = self._versions.get(item, 0) + 1
+
+    def clear(self) -> None:
+        """Forget everything (after `reset`)."""
+        with self._lock:
+            self._cache.clear()
+            self._versions.clear()

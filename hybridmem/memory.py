@@ -1,0 +1,437 @@
+"""`Memory`: the public facade, with mem0's method names, argument shapes and result dicts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from hybridmem.catalog import MemoryCatalog
+from hybridmem.config import MemoryConfig
+from hybridmem.embed import create_embedder
+from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError, ProviderError
+from hybridmem.extract import create_extractor
+from hybridmem.filters import matches, parse_filters
+from hybridmem.graph.conflicts import LLMConflictJudge
+from hybridmem.graph.kuzu import KuzuGraphStore
+from hybridmem.graph.planner import GraphPlanner
+from hybridmem.graph.render import render
+from hybridmem.graph.snapshot import GraphSnapshots
+from hybridmem.inputs import (
+    check_limit,
+    check_memory_id,
+    check_metadata,
+    check_text,
+    check_threshold,
+    parse_messages,
+)
+from hybridmem.journal import Journal
+from hybridmem.llm import JSONChat
+from hybridmem.lock import DataDirLock
+from hybridmem.plan import EdgeRecord, MemoryRecord, iso
+from hybridmem.scope import Scope
+from hybridmem.search.retriever import Hit, Retriever
+from hybridmem.sqlitedb import Database
+from hybridmem.vector.milvus import MilvusVectorStore
+from hybridmem.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+class Memory:
+    """Long-term memory for agents: facts in Milvus, people and relations in Kuzu.
+
+    `Memory()` runs fully offline: data under `./hybridmem_data` (or `$HYBRIDMEM_HOME`),
+    Milvus Lite, the local ONNX embedder and the rules extractor. `Memory.from_config(d)`
+    takes mem0's config dict. One `Memory` per data directory at a time; close it (or use
+    `with Memory() as m:`) to release the directory.
+    """
+
+    def __init__(self, config: MemoryConfig | dict[str, Any] | None = None) -> None:
+        if not isinstance(config, MemoryConfig):
+            config = MemoryConfig.from_dict(config)
+        self.config = config
+        self.data_dir: Path = config.resolved_data_dir()
+        self._lock = DataDirLock(self.data_dir)
+        self._closed = False
+        opened: list[Any] = []
+        try:
+            self._embedder = create_embedder(config.embedder, config.vector_store)
+            self._chat = JSONChat(config.llm) if config.llm is not None else None
+            self._db = Database(Path(config.history_db_path).expanduser()
+                                if config.history_db_path else self.data_dir / "hybridmem.sqlite")
+            opened.append(self._db)
+            self._vectors = MilvusVectorStore(config.vector_store, self.data_dir,
+                                              self._embedder.dims)
+            opened.append(self._vectors)
+            graph_path = Path(config.graph_store.db).expanduser() if config.graph_store.db \
+                else self.data_dir / "graph.kuzu"
+            self._graph = KuzuGraphStore(graph_path)
+            opened.append(self._graph)
+        except BaseException:
+            for store in reversed(opened):
+                _quietly(store.close)
+            self._lock.release()
+            raise
+        self._catalog = MemoryCatalog(self._db)
+        self._journal = Journal(self._db)
+        self._snapshots = GraphSnapshots(self._graph)
+        judge = LLMConflictJudge(self._chat) if self._chat is not None else None
+        self._planner = GraphPlanner(self._graph, self._snapshots, config.graph, judge)
+        self._writer = Writer(
+            config=config, db=self._db, journal=self._journal, catalog=self._catalog,
+            vectors=self._vectors, graph_store=self._graph, snapshots=self._snapshots,
+            planner=self._planner, embedder=self._embedder,
+            extractor=create_extractor(
+                self._chat, config.llm.custom_fact_extraction_prompt if config.llm else None
+            ),
+        )
+        self._retriever = Retriever(
+            embedder=self._embedder, vectors=self._vectors, catalog=self._catalog,
+            graph_store=self._graph, snapshots=self._snapshots, config=config.search,
+        )
+        self.recovered = self._writer.recover()
+
+    @classmethod
+    def from_config(cls, config_dict: dict[str, Any] | None) -> Memory:
+        """Build from a mem0-style config dict (see `MemoryConfig.from_dict`)."""
+        return cls(MemoryConfig.from_dict(config_dict))
+
+    # ------------------------------------------------------------ writes
+
+    def add(
+        self,
+        messages: Any,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        infer: bool = True,
+    ) -> dict[str, Any]:
+        """Remember messages (a str, a role/content dict, or a list of them).
+
+        With `infer=True` facts and relations are extracted (one LLM call when an LLM is
+        configured, else the rules extractor); with `infer=False` each message is stored
+        verbatim. Exact duplicates in the scope are not stored twice (event "NONE").
+
+        Returns:
+            `{"results": [{"id", "memory", "event"}], "relations": {"added_entities",
+            "deleted_entities"}}`.
+
+        Raises:
+            ScopeError, InvalidInputError: bad scope ids, messages or metadata (nothing
+                stored).
+            ProviderError: the LLM/embedding endpoint failed; the input stays journaled
+                and `retry_pending()` finishes it later.
+        """
+        self._check_open()
+        if not isinstance(infer, bool):
+            raise InvalidInputError("infer must be True or False")
+        scope = Scope.of(user_id, agent_id, run_id)
+        parsed = parse_messages(messages, self.config.max_text_chars)
+        clean_metadata = check_metadata(metadata)
+        op_id = self._journal.begin("add", scope.as_row(), {
+            "messages": [m.__dict__ for m in parsed], "metadata": clean_metadata, "infer": infer,
+        })
+        return self._run(op_id, lambda: self._writer.add(op_id, scope, parsed, clean_metadata,
+                                                         infer))
+
+    def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+        """Replace a memory's text (and, if given, its metadata); relations follow."""
+        self._check_open()
+        check_memory_id(memory_id)
+        text = check_text(data, "data", self.config.max_text_chars)
+        if not text.strip():
+            raise InvalidInputError("data is empty")
+        clean_metadata = check_metadata(metadata) if metadata is not None else None
+        record = self._record(memory_id)
+        op_id = self._journal.begin("update", record.model_dump(include={"user_id", "agent_id",
+                                                                        "run_id"}), {
+            "memory_id": memory_id, "text": text, "metadata": clean_metadata,
+        })
+        return self._run(op_id, lambda: self._writer.update(op_id, memory_id, text,
+                                                            clean_metadata))
+
+    def delete(self, memory_id: str) -> dict[str, Any]:
+        """Erase one memory for real, with the edges and entities only it supported."""
+        self._check_open()
+        check_memory_id(memory_id)
+        record = self._record(memory_id)
+        op_id = self._journal.begin("delete", record.model_dump(include={"user_id", "agent_id",
+                                                                        "run_id"}),
+                                    {"memory_id": memory_id})
+        return self._run(op_id, lambda: self._writer.delete(op_id, memory_id))
+
+    def delete_all(
+        self, *, user_id: str | None = None, agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Erase every memory, entity and relation of a scope (a scope id is required)."""
+        self._check_open()
+        scope = Scope.of(user_id, agent_id, run_id)
+        op_id = self._journal.begin("delete_all", scope.as_row(), {})
+        return self._run(op_id, lambda: self._writer.delete_all(op_id, scope))
+
+    def reset(self) -> None:
+        """Erase EVERYTHING in this data directory (all scopes): vectors, graph, catalog,
+        history and journal. Never called implicitly."""
+        self._check_open()
+        with self._writer.lock:
+            self._vectors.drop()
+            self._graph.drop_all()
+            with self._db.transaction() as conn:
+                for table in ("memories", "history", "ops"):
+                    conn.execute(f"DELETE FROM {table}")
+            self._snapshots.clear()
+
+    def retry_pending(self) -> dict[str, int]:
+        """Finish operations left unfinished by a crash or a provider failure.
+
+        Returns `{"finished": n, "pending": m}` (m still failing).
+        """
+        self._check_open()
+        return self._writer.recover()
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Journaled operations not finished yet (id, kind, attempts, last error)."""
+        return [
+            {"id": op.id, "kind": op.kind, "attempts": op.attempts, "error": op.error,
+             **{k: v for k, v in op.scope.items() if v}}
+            for op in self._journal.pending()
+        ]
+
+    def _run(self, op_id: str, work) -> dict[str, Any]:
+        try:
+            return work()
+        except ProviderError as exc:
+            self._journal.fail(op_id, f"{type(exc).__name__}: {exc}")
+            raise
+        except NotFoundError:
+            self._journal.discard(op_id, force=True)
+            raise
+        except HybridMemError as exc:
+            self._journal.fail(op_id, f"{type(exc).__name__}: {exc}")
+            raise
+
+    # ------------------------------------------------------------ reads
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int = 100,
+        filters: dict[str, Any] | None = None,
+        threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """One ranked list of memories and relations for a query (no LLM call).
+
+        Each hit: `id`, `memory` (text), `score` (fused, 0..1), `type` ("memory" |
+        "relation"), `score_components` ({signal: {raw, normalized}}), `provenance`
+        (`memory_ids`, `created_at`); relations add `source`, `relationship`, `destination`.
+        """
+        self._check_open()
+        check_text(query, "query", self.config.max_text_chars)
+        if not query.strip():
+            raise InvalidInputError("query is empty")
+        scope = Scope.of(user_id, agent_id, run_id, filters=filters)
+        where = parse_filters(filters)
+        hits = self._retriever.search(
+            query, scope, limit=check_limit(limit), where=where,
+            threshold=check_threshold(threshold),
+        )
+        return {"results": [self._hit_dict(h) for h in hits]}
+
+    def get(self, memory_id: str) -> dict[str, Any] | None:
+        """One memory by id, or None."""
+        self._check_open()
+        check_memory_id(memory_id)
+        record = self._catalog.get(memory_id)
+        return _memory_dict(record) if record is not None else None
+
+    def get_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: dict[str, Any] | None = None,
+        limit: int = 100,
+        include_invalid: bool = False,
+        as_of: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """A scope's memories (newest first) and relations.
+
+        `include_invalid=True` adds superseded memories and ended relations (each with
+        `valid`, `invalidated_at`, `superseded_by`, `reason`); `as_of` shows the store
+        as it was at that moment.
+        """
+        self._check_open()
+        scope = Scope.of(user_id, agent_id, run_id, filters=filters)
+        where = parse_filters(filters)
+        limit = check_limit(limit)
+        moment = _as_of(as_of)
+        records = self._catalog.list(scope, include_superseded=include_invalid, as_of=moment)
+        records = [r for r in records if matches(where, r.metadata)][:limit]
+        edges = self._graph.edges(scope, include_invalid=include_invalid, as_of=moment)
+        return {
+            "results": [_memory_dict(r) for r in records],
+            "relations": [_relation_dict(e) for e in edges],
+        }
+
+    def history(self, memory_id: str) -> list[dict[str, Any]]:
+        """ADD/UPDATE/DELETE rows of a memory, plus INVALIDATE (an edge it supported was
+        contradicted) and SUPERSEDE (all of them were) rows; oldest first."""
+        self._check_open()
+        check_memory_id(memory_id)
+        return [
+            {**h.model_dump(exclude={"user_id", "agent_id", "run_id"}),
+             **{k: v for k, v in h.model_dump(include={"user_id", "agent_id", "run_id"}).items()
+                if v}, "updated_at": None, "is_deleted": h.event == "DELETE"}
+            for h in self._journal.history(memory_id)
+        ]
+
+    def graph(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        include_invalid: bool = False,
+        as_of: datetime | str | None = None,
+    ) -> nx.MultiDiGraph:
+        """The scope's entity graph as a `networkx.MultiDiGraph`.
+
+        Nodes carry `name`, `type`, `aliases`, `mentions`; edges (keyed by edge id) carry
+        `relation`, `fact`, `text`, `valid`, `created_at`, `invalidated_at`, `reason` and
+        `memory_ids` (provenance). By default only the current graph.
+        """
+        self._check_open()
+        scope = Scope.of(user_id, agent_id, run_id)
+        out = nx.MultiDiGraph()
+        for e in self._graph.entities(scope):
+            out.add_node(e.id, name=e.name, type=e.type, aliases=list(e.aliases),
+                         mentions=e.mentions, is_user=e.key == "@self", created_at=e.created_at)
+        for edge in self._graph.edges(scope, include_invalid=include_invalid,
+                                      as_of=_as_of(as_of)):
+            out.add_edge(
+                edge.source_id, edge.target_id, key=edge.id, relation=edge.relation,
+                fact=edge.fact, text=render(edge.source_name, edge.relation, edge.target_name),
+                valid=edge.valid, created_at=edge.created_at,
+                invalidated_at=edge.invalidated_at, superseded_by=edge.superseded_by,
+                reason=edge.reason, memory_ids=list(edge.memory_ids),
+            )
+        return out
+
+    def stats(self) -> dict[str, int]:
+        """Row counts in each store (all scopes)."""
+        self._check_open()
+        entities, edges = self._graph.count()
+        return {"memories": self._catalog.count(), "vectors": self._vectors.count(),
+                "entities": entities, "relations": edges,
+                "pending_operations": len(self._journal.pending())}
+
+    def _record(self, memory_id: str) -> MemoryRecord:
+        record = self._catalog.get(memory_id)
+        if record is None:
+            raise NotFoundError(f"no memory with id {memory_id!r}")
+        return record
+
+    def _hit_dict(self, hit: Hit) -> dict[str, Any]:
+        c = hit.candidate
+        base = {"id": c.id, "memory": hit.text, "score": round(c.score, 6), "type": c.kind,
+                "score_components": c.components()}
+        if hit.memory is not None:
+            record = hit.memory
+            return {**_memory_dict(record), **base,
+                    "provenance": {"memory_ids": [record.id], "created_at": record.created_at}}
+        edge = hit.edge
+        assert edge is not None
+        return {**base, "source": edge.source_name, "relationship": edge.relation,
+                "destination": edge.target_name, "fact": edge.fact,
+                "created_at": edge.created_at,
+                **{k: v for k, v in edge.model_dump(include={"user_id", "agent_id",
+                                                             "run_id"}).items() if v},
+                "provenance": {"memory_ids": list(c.memory_ids), "created_at": edge.created_at}}
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Flush and close every store and release the data directory (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._writer.lock:
+            _quietly(self._vectors.close)
+            _quietly(self._graph.close)
+            _quietly(self._db.close)
+            self._lock.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HybridMemError("this Memory is closed")
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - closing must go on with the other stores
+        log.warning("while closing: %s", exc)
+
+
+def _as_of(value: datetime | str | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInputError(f"as_of {value!r} is not an ISO date-time") from None
+    if not isinstance(value, datetime):
+        raise InvalidInputError("as_of must be a datetime or an ISO string")
+    return iso(value)
+
+
+def _memory_dict(record: MemoryRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": record.id, "memory": record.text, "hash": record.hash,
+        "metadata": record.metadata, "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+    for key in ("user_id", "agent_id", "run_id", "role", "actor_id"):
+        value = getattr(record, key)
+        if value:
+            out[key] = value
+    if record.superseded_at is not None:
+        out["superseded_at"] = record.superseded_at
+        out["superseded_by"] = record.superseded_by
+    return out
+
+
+def _relation_dict(edge: EdgeRecord) -> dict[str, Any]:
+    return {
+        "id": edge.id, "source": edge.source_name, "relationship": edge.relation,
+        "target": edge.target_name, "destination": edge.target_name,
+        "memory": render(edge.source_name, edge.relation, edge.target_name),
+        "fact": edge.fact, "valid": edge.valid, "created_at": edge.created_at,
+        "invalidated_at": edge.invalidated_at, "superseded_by": edge.superseded_by,
+        "reason": edge.reason, "memory_ids": list(edge.memory_ids),
+    }

@@ -1,0 +1,54 @@
+"""Building the `openai` client for any OpenAI-compatible endpoint, and turning its
+exceptions into ours. Retries (with exponential backoff and Retry-After) are the client's
+own; we bound them with `max_retries` and name what failed when they run out."""
+
+from __future__ import annotations
+
+import json
+
+from hybridmem.errors import ConfigError, ProviderError
+
+PROVIDER = "openai"
+
+
+def build_client(
+    *, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
+):
+    """An `openai.OpenAI` client; api_key/base_url fall back to OPENAI_API_KEY/OPENAI_BASE_URL."""
+    import openai
+
+    try:
+        return openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+    except openai.OpenAIError as exc:
+        raise ConfigError(
+            f"cannot configure the OpenAI-compatible client: {exc} "
+            "(set api_key in the config or OPENAI_API_KEY)"
+        ) from exc
+
+
+def translate_error(exc: Exception, *, what: str, error_type: type[ProviderError]) -> ProviderError:
+    """Map an exception from the openai client to a `ProviderError` subclass naming the failure."""
+    import openai
+
+    failure, detail = "bad_response", str(exc)
+    if isinstance(exc, openai.RateLimitError):
+        failure = "rate_limit"
+    elif isinstance(exc, openai.APITimeoutError):
+        failure = "timeout"
+    elif isinstance(exc, openai.APIConnectionError):
+        failure = "connection"
+    elif isinstance(exc, openai.InternalServerError):
+        failure = "server_error"
+    elif isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        failure = "auth"
+    elif isinstance(exc, openai.APIStatusError):
+        failure = "server_error" if exc.status_code >= 500 else "bad_request"
+    elif isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+        detail = f"the endpoint answered with a body that is not valid JSON ({exc})"
+    status = getattr(exc, "status_code", None)
+    where = f" (HTTP {status})" if status else ""
+    return error_type(
+        f"{PROVIDER} {what} failed: {failure}{where}: {detail}", provider=PROVIDER, failure=failure
+    )

@@ -1,0 +1,174 @@
+"""Plain data crossing module boundaries: stored rows, and the write plan.
+
+A `WritePlan` is everything one add/update/delete will change in the three stores, with
+every id, timestamp and vector already decided. It is written to the journal before any
+engine is touched, and applying it is idempotent, so a crash at any point is repaired by
+applying the same plan again.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+
+def now_iso() -> str:
+    """UTC now as a fixed-width ISO string (sortable as text)."""
+    return iso(datetime.now(timezone.utc))
+
+
+def iso(moment: datetime) -> str:
+    """A datetime as the fixed-width UTC ISO string the stores keep."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def pack_vector(vector: np.ndarray) -> str:
+    """float32 vector -> base64 text (for the journal)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def unpack_vector(text: str) -> np.ndarray:
+    """base64 text -> float32 vector."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f4")
+
+
+class ScopeFields(BaseModel):
+    """The three scope ids of a stored row ("" = not set)."""
+
+    user_id: str = ""
+    agent_id: str = ""
+    run_id: str = ""
+
+
+class MemoryRecord(ScopeFields):
+    """One memory as the catalog keeps it."""
+
+    id: str
+    text: str
+    hash: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    role: str | None = None
+    actor_id: str | None = None
+    created_at: str
+    updated_at: str | None = None
+    superseded_at: str | None = None
+    superseded_by: str | None = None
+    # True for facts an extractor produced (add with infer=True): their relations are
+    # derived again on update. Verbatim memories (infer=False) never get relations.
+    inferred: bool = False
+
+
+class MemoryWrite(BaseModel):
+    """Insert or replace a memory (catalog + vector)."""
+
+    record: MemoryRecord
+    vector: str  # pack_vector()
+    event: Literal["ADD", "UPDATE"]
+    old_text: str | None = None
+
+
+class EntityRecord(ScopeFields):
+    """An entity node. `key` is the normalised name; `@self` marks the scope's user."""
+
+    id: str
+    name: str
+    key: str
+    type: str = "other"
+    aliases: list[str] = Field(default_factory=list)
+    mentions: int = 0
+    created_at: str
+    embedding: str | None = None  # pack_vector(), None for the self entity
+
+
+class EdgeRecord(ScopeFields):
+    """A relation edge. Invalidated edges stay as history; `valid` marks the current graph."""
+
+    id: str
+    source_id: str
+    target_id: str
+    relation: str
+    fact: str = ""
+    valid: bool = True
+    created_at: str
+    invalidated_at: str | None = None
+    superseded_by: str | None = None
+    reason: str | None = None
+    memory_ids: list[str] = Field(default_factory=list)
+    # Filled on reads (names of the ends), ignored on writes.
+    source_name: str = ""
+    target_name: str = ""
+    source_type: str = ""
+    target_type: str = ""
+
+
+class SupportChange(BaseModel):
+    """Set an edge's supporting memory ids (absolute, so a replay changes nothing)."""
+
+    edge_id: str
+    memory_ids: list[str]
+
+
+class Invalidation(BaseModel):
+    """Take an edge out of the current graph, keeping it as history."""
+
+    edge_id: str
+    superseded_by: str | None
+    reason: str
+    at: str
+
+
+class Supersession(BaseModel):
+    """A memory all of whose relations were contradicted: kept, but no longer current."""
+
+    memory_id: str
+    superseded_by: str | None
+    at: str
+
+
+class HistoryEntry(ScopeFields):
+    """One row of `history(memory_id)`."""
+
+    id: str
+    memory_id: str
+    event: str  # ADD, UPDATE, DELETE, INVALIDATE, SUPERSEDE
+    old_memory: str | None = None
+    new_memory: str | None = None
+    detail: dict[str, Any] | None = None
+    actor_id: str | None = None
+    role: str | None = None
+    created_at: str
+
+
+class WritePlan(BaseModel):
+    """Every change one operation makes, decided before any engine is touched."""
+
+    op_id: str
+    kind: Literal["add", "update", "delete", "delete_all"]
+    memories: list[MemoryWrite] = Field(default_factory=list)
+    delete_memory_ids: list[str] = Field(default_factory=list)
+    supersede: list[Supersession] = Field(default_factory=list)
+    entities: list[EntityRecord] = Field(default_factory=list)
+    edges: list[EdgeRecord] = Field(default_factory=list)
+    support: list[SupportChange] = Field(default_factory=list)
+    delete_edge_ids: list[str] = Field(default_factory=list)
+    invalidations: list[Invalidation] = Field(default_factory=list)
+    delete_entity_ids: list[str] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    # delete_all: the scope whose rows go (in every store).
+    delete_scope: ScopeFields | None = None
+    # What the public call returns, so a replayed operation answers the same.
+    result: dict[str, Any] = Field(default_factory=dict)
+
+    def touches_graph(self) -> bool:
+        """Whether applying the plan writes to the graph store."""
+        return bool(
+            self.entities or self.edges or self.support
+            or self.delete_edge_ids or self.invalidations or self.delete_entity_ids
+            or self.delete_scope
+        )

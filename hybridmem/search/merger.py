@@ -1,0 +1,126 @@
+"""Fusing vector, BM25 and graph signals into one ranked list.
+
+Every candidate (a memory or a relation) carries up to three raw signals:
+
+- `vector`: cosine similarity of the query and the memory (a relation inherits the best
+  cosine of the memories that support it);
+- `bm25`: BM25 of the query over the hit's text (memory text in SQLite FTS5; relation
+  sentences with rank-bm25 over the scope's whole relation corpus);
+- `graph`: how well a relation sits among the entities the query names:
+  `sum_s strength_s * decay(hops_s) / sum_s strength_s` over the query's entities s
+  (strength 1 for a name/alias match, the cosine for an embedding match; decay 1 at one
+  hop, 0.5 at two).
+
+A relation and the memories it came from are one hit (`absorb`): the relation keeps, per
+signal, the best normalised value among itself and those memories.
+
+Per-query normalisation makes the signals comparable:
+`vector_n = max(cos, 0) / max(best cos of this query, 0.5)` (a weak best match stays weak),
+`bm25_n = bm25 / best bm25 of this query` (per corpus), `graph_n = graph` (already 0..1).
+
+Fusion (configurable, `SearchConfig.fusion`):
+- `weighted` (default): `score = sum_k w_k * n_k / sum_k w_k`, in [0, 1];
+- `rrf`: `score = sum_k w_k / (rrf_k + rank_k) / sum_k w_k / (rrf_k + 1)`, over the
+  signals a hit has (rank_k is its 1-based rank by signal k), also in [0, 1].
+Ties break by kind (relation first), then by id, so the order is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+SIGNALS = ("vector", "bm25", "graph")
+VECTOR_FLOOR = 0.5
+
+
+@dataclass
+class Candidate:
+    """One hit before fusion: raw signals, then normalised values and the fused score."""
+
+    id: str
+    kind: Literal["memory", "relation"]
+    raw: dict[str, float] = field(default_factory=dict)
+    normalized: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
+    memory_ids: list[str] = field(default_factory=list)
+
+    def components(self) -> dict[str, dict[str, float]]:
+        """Each signal's raw and normalised value (0 where the hit lacks the signal)."""
+        return {
+            s: {"raw": round(self.raw.get(s, 0.0), 6),
+                "normalized": round(self.normalized.get(s, 0.0), 6)}
+            for s in SIGNALS
+        }
+
+
+def normalise(candidates: list[Candidate]) -> None:
+    """Fill `normalized` per the rules in the module docstring."""
+    best_cos = max((c.raw.get("vector", 0.0) for c in candidates), default=0.0)
+    cos_scale = max(best_cos, VECTOR_FLOOR)
+    best_bm25 = {
+        kind: max((c.raw.get("bm25", 0.0) for c in candidates if c.kind == kind), default=0.0)
+        for kind in ("memory", "relation")
+    }
+    for c in candidates:
+        c.normalized = {}
+        if "vector" in c.raw:
+            c.normalized["vector"] = max(c.raw["vector"], 0.0) / cos_scale
+        if "bm25" in c.raw and best_bm25[c.kind] > 0:
+            c.normalized["bm25"] = c.raw["bm25"] / best_bm25[c.kind]
+        if "graph" in c.raw:
+            c.normalized["graph"] = min(max(c.raw["graph"], 0.0), 1.0)
+
+
+def absorb(candidates: list[Candidate]) -> list[Candidate]:
+    """Dedup a relation and the memories it came from: a relation takes, per signal, the
+    better of its own value and those of its supporting memories among the candidates,
+    and those memories leave the list (the relation lists them in `memory_ids`)."""
+    memories = {c.id: c for c in candidates if c.kind == "memory"}
+    absorbed: set[str] = set()
+    for rel in candidates:
+        if rel.kind != "relation":
+            continue
+        for memory_id in rel.memory_ids:
+            mem = memories.get(memory_id)
+            if mem is None:
+                continue
+            absorbed.add(memory_id)
+            for s, value in mem.normalized.items():
+                if value > rel.normalized.get(s, 0.0):
+                    rel.normalized[s] = value
+                    rel.raw[s] = mem.raw[s]
+    return [c for c in candidates if c.id not in absorbed]
+
+
+def fuse(
+    candidates: list[Candidate],
+    *,
+    weights: dict[str, float],
+    method: Literal["weighted", "rrf"] = "weighted",
+    rrf_k: int = 60,
+) -> list[Candidate]:
+    """Normalise, dedup, score and sort candidates (best first)."""
+    normalise(candidates)
+    candidates = absorb(candidates)
+    total = sum(weights.get(s, 0.0) for s in SIGNALS) or 1.0
+    if method == "weighted":
+        for c in candidates:
+            c.score = sum(weights.get(s, 0.0) * c.normalized.get(s, 0.0) for s in SIGNALS) / total
+    else:
+        ranks: dict[str, dict[str, int]] = {}
+        for s in SIGNALS:
+            having = [c for c in candidates if c.normalized.get(s, 0.0) > 0]
+            having.sort(key=lambda c, s=s: (-c.normalized[s], _tiebreak(c)))
+            ranks[s] = {c.id: i + 1 for i, c in enumerate(having)}
+        best = total / (rrf_k + 1)
+        for c in candidates:
+            c.score = sum(
+                weights.get(s, 0.0) / (rrf_k + ranks[s][c.id]) for s in SIGNALS if c.id in ranks[s]
+            ) / best
+    candidates.sort(key=lambda c: (-round(c.score, 12), _tiebreak(c)))
+    return candidates
+
+
+def _tiebreak(c: Candidate) -> tuple[int, str]:
+    return (0 if c.kind == "relation" else 1, c.id)

@@ -1,0 +1,190 @@
+"""Gathering candidates for one search: Milvus ANN over memories, FTS5 BM25 over memory
+text, the query's entities and their 1-2 hop relations in Kuzu, and BM25 over the scope's
+relation sentences. No LLM call; one embedding call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hybridmem.catalog import MemoryCatalog
+from hybridmem.config import SearchConfig
+from hybridmem.embed.base import Embedder
+from hybridmem.filters import Filter, matches
+from hybridmem.graph.kuzu import KuzuGraphStore
+from hybridmem.graph.snapshot import GraphSnapshots, ScopeGraph
+from hybridmem.plan import EdgeRecord, MemoryRecord
+from hybridmem.scope import Scope
+from hybridmem.search.merger import Candidate, fuse
+from hybridmem.text import tokenize
+from hybridmem.vector.milvus import MilvusVectorStore, pushdown
+
+SELF_WORDS = frozenset({"i", "me", "my", "mine", "myself"})
+MAX_SEEDS = 8
+HOP_DECAY = {1: 1.0, 2: 0.5}
+
+
+@dataclass
+class Hit:
+    """One ranked result: a memory or a relation, with its score and its parts."""
+
+    candidate: Candidate
+    text: str
+    memory: MemoryRecord | None = None
+    edge: EdgeRecord | None = None
+
+
+class Retriever:
+    """Runs one search over the three stores and fuses the signals."""
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        vectors: MilvusVectorStore,
+        catalog: MemoryCatalog,
+        graph_store: KuzuGraphStore,
+        snapshots: GraphSnapshots,
+        config: SearchConfig,
+    ) -> None:
+        self._embedder = embedder
+        self._vectors = vectors
+        self._catalog = catalog
+        self._graph_store = graph_store
+        self._snapshots = snapshots
+        self.config = config
+
+    def search(
+        self,
+        query: str,
+        scope: Scope,
+        *,
+        limit: int,
+        where: Filter | None = None,
+        threshold: float | None = None,
+        signals: tuple[str, ...] = ("vector", "bm25", "graph"),
+    ) -> list[Hit]:
+        """The `limit` best hits inside `scope` (fused score >= `threshold` when given).
+
+        `signals` restricts which retrievers run (the benchmarks compare them one by one).
+        """
+        k = max(limit * self.config.candidate_factor, self.config.min_candidates)
+        candidates: dict[str, Candidate] = {}
+
+        def memory(memory_id: str) -> Candidate:
+            return candidates.setdefault(memory_id, Candidate(memory_id, "memory",
+                                                              memory_ids=[memory_id]))
+
+        query_vector: np.ndarray | None = None
+        if "vector" in signals or "graph" in signals:
+            query_vector = self._embedder.embed([query])[0]
+        if "vector" in signals:
+            extra = 4 if where is not None else 1  # filters are re-checked below
+            for memory_id, cosine in self._vectors.search(
+                query_vector[None, :], scope, k * extra, pushdown(where)
+            )[0]:
+                memory(memory_id).raw["vector"] = cosine
+        if "bm25" in signals:
+            for memory_id, score in self._catalog.lexical(scope, query, k * 2):
+                memory(memory_id).raw["bm25"] = score
+
+        graph = self._snapshots.get(scope) if ("graph" in signals or "bm25" in signals) else None
+        edges: dict[str, EdgeRecord] = {}
+        if graph is not None and graph.edges:
+            edges = self._relations(query, query_vector, graph, candidates, signals, k)
+
+        rows = self._catalog.by_ids(
+            {*(c.id for c in candidates.values() if c.kind == "memory"),
+             *(m for e in edges.values() for m in e.memory_ids)}
+        )
+        visible = {
+            i: r for i, r in rows.items()
+            if r.superseded_at is None and scope.contains(r.model_dump())
+            and matches(where, r.metadata)
+        }
+        kept: list[Candidate] = []
+        for c in candidates.values():
+            if c.kind == "memory":
+                if c.id in visible:
+                    kept.append(c)
+            else:
+                c.memory_ids = [m for m in edges[c.id].memory_ids if m in visible]
+                if c.memory_ids:  # an edge is shown only with a visible memory behind it
+                    kept.append(c)
+        ranked = fuse(kept, weights=self.config.weights, method=self.config.fusion,
+                      rrf_k=self.config.rrf_k)
+        if threshold is not None:
+            ranked = [c for c in ranked if c.score >= threshold]
+        hits = []
+        for c in ranked[:limit]:
+            if c.kind == "memory":
+                hits.append(Hit(c, visible[c.id].text, memory=visible[c.id]))
+            else:
+                hits.append(Hit(c, graph.text(edges[c.id]), edge=edges[c.id]))
+        return hits
+
+    def _relations(
+        self,
+        query: str,
+        query_vector: np.ndarray | None,
+        graph: ScopeGraph,
+        candidates: dict[str, Candidate],
+        signals: tuple[str, ...],
+        k: int,
+    ) -> dict[str, EdgeRecord]:
+        found: dict[str, EdgeRecord] = {}
+
+        def relation(edge: EdgeRecord) -> Candidate:
+            found[edge.id] = edge
+            return candidates.setdefault(
+                edge.id, Candidate(edge.id, "relation", memory_ids=list(edge.memory_ids))
+            )
+
+        if "graph" in signals:
+            seeds = spot_entities(query, query_vector, graph,
+                                  self.config.entity_match_threshold)
+            total = sum(seeds.values())
+            score: dict[str, float] = {}
+            for seed, strength in seeds.items():
+                for edge_id, hops in self._graph_store.neighbourhood(
+                    [seed], self.config.hops
+                ).items():
+                    score[edge_id] = score.get(edge_id, 0.0) + strength * HOP_DECAY.get(hops, 0.0)
+            for edge_id, value in score.items():
+                edge = graph.edge_by_id.get(edge_id)  # the snapshot is the scope wall
+                if edge is not None and value > 0:
+                    relation(edge).raw["graph"] = value / total
+        if "bm25" in signals:
+            ranked = sorted(graph.bm25.scores(query).items(), key=lambda kv: -kv[1])[:k]
+            for edge_id, value in ranked:
+                relation(graph.edge_by_id[edge_id]).raw["bm25"] = value
+        return found
+
+
+def spot_entities(
+    query: str, query_vector: np.ndarray | None, graph: ScopeGraph, threshold: float
+) -> dict[str, float]:
+    """Entities a query names: entity id -> strength in (0, 1].
+
+    Self-references ("I", "my") name the scope's user; a run of query words equal to an
+    entity's key or alias names that entity (strength 1); an entity name whose embedding
+    is close enough to the query's counts with strength = cosine.
+    """
+    tokens = tokenize(query)
+    seeds: dict[str, float] = {}
+    if SELF_WORDS.intersection(tokens):
+        for entity_id in graph.self_ids:
+            seeds[entity_id] = 1.0
+    phrases = graph.phrases
+    for n in range(1, min(6, len(tokens)) + 1):
+        for i in range(len(tokens) - n + 1):
+            for entity_id in phrases.get(tuple(tokens[i : i + n]), ()):
+                seeds[entity_id] = 1.0
+    ids, matrix = graph.name_vectors
+    if query_vector is not None and matrix is not None:
+        sims = matrix @ query_vector
+        for j in np.flatnonzero(sims >= threshold):
+            seeds[ids[j]] = max(seeds.get(ids[j], 0.0), float(sims[j]))
+    best = sorted(seeds.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_SEEDS]
+    return dict(best)

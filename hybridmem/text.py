@@ -1,0 +1,81 @@
+"""Text normalisation shared by the write path and search: hashes, keys, relation names,
+and the tokenizer both BM25 signals use."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_WS = re.compile(r"\s+")
+# Dashes and hyphens of every script fold to "-" so "Spider‑Man" (U+2011) == "Spider-Man".
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]")
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def clean_text(text: str) -> str:
+    """NFKC, unified dashes and quotes, collapsed whitespace, stripped."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _DASHES.sub("-", text).translate(_QUOTES)
+    return _WS.sub(" ", text).strip()
+
+
+def text_hash(text: str) -> str:
+    """The dedup hash of a memory text (whitespace-insensitive, case-sensitive)."""
+    return hashlib.sha256(clean_text(text).encode("utf-8")).hexdigest()
+
+
+def entity_key(name: str) -> str:
+    """The normalised key two mentions of one entity share ("Bob " == "bob")."""
+    key = clean_text(name).casefold()
+    key = re.sub(r"^(the|a|an)\s+", "", key)
+    return key.strip(" .,!?;:'\"")
+
+
+_REL_BAD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def relation_name(raw: str) -> str:
+    """Lower snake case, letters of any script kept, everything else folded to "_".
+
+    >>> relation_name("Works At")
+    'works_at'
+    >>> relation_name("is-friend-of")
+    'is_friend_of'
+    """
+    name = clean_text(raw)
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)  # camelCase -> camel_Case
+    name = _REL_BAD.sub("_", name.casefold()).strip("_")
+    return re.sub(r"_+", "_", name)[:64] or "related_to"
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+# English function words that carry no retrieval signal. Pronouns stay out of this list on
+# purpose: "my"/"I" are how questions name the user.
+STOPWORDS = frozenset(
+    """a an the is are was were be been being am do does did of to in on at for with by from
+    and or but if then so as that this these those it its what which who whom whose when
+    where why how there here than too very can could should would will shall may might must
+    about into over under again further once just also only own same such no nor not any
+    both each few more most other some all""".split()  # noqa: SIM905 - a word list reads best as text
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Case-folded word tokens; snake_case and hyphenated words also split into parts.
+
+    >>> tokenize("John has_dog Spider-Man!")
+    ['john', 'has', 'dog', 'spider', 'man']
+    """
+    out: list[str] = []
+    for match in _TOKEN.finditer(clean_text(text).casefold()):
+        for part in match.group(0).split("_"):
+            if part:
+                out.append(part)
+    return out
+
+
+def content_tokens(text: str) -> list[str]:
+    """`tokenize` without stopwords (what a query contributes to BM25)."""
+    return [t for t in tokenize(text) if t not in STOPWORDS]

@@ -1,0 +1,56 @@
+"""Shared fixtures: real embedded engines in temporary directories, never mocks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hybridmem import Memory, MemoryConfig
+from tests.fake_openai import FakeOpenAI
+
+
+@pytest.fixture(scope="session")
+def shared_memory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Memory]:
+    """One offline Memory (local embedder, rules extractor) shared by tests that each
+    use their own scope ids, which is itself what scopes promise."""
+    memory = Memory(MemoryConfig(data_dir=str(tmp_path_factory.mktemp("shared"))))
+    yield memory
+    memory.close()
+
+
+@pytest.fixture
+def uid() -> str:
+    """A fresh user id."""
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fresh_memory(tmp_path: Path) -> Iterator[Memory]:
+    """A Memory of its own, in a temporary data dir."""
+    memory = Memory(MemoryConfig(data_dir=str(tmp_path / "data")))
+    yield memory
+    memory.close()
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A scripted OpenAI-compatible server on 127.0.0.1."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+def llm_config(server: FakeOpenAI, data_dir: Path, **llm: object) -> dict:
+    """A mem0-style config pointing the LLM and the embedder at the fake server."""
+    return {
+        "data_dir": str(data_dir),
+        "llm": {"provider": "openai", "config": {
+            "model": "test-model", "api_key": "sk-test", "openai_base_url": server.base_url,
+            "max_retries": 2, "timeout": 5, **llm}},
+        "embedder": {"provider": "openai", "config": {
+            "model": "test-embedding", "embedding_dims": server.embedding_dims,
+            "api_key": "sk-test", "openai_base_url": server.base_url, "max_retries": 1,
+            "timeout": 5}},
+    }

@@ -1,0 +1,74 @@
+"""Config: mem0's dict as it is, strict about unknown keys and providers."""
+
+from __future__ import annotations
+
+import pytest
+
+from hybridmem import ConfigError, MemoryConfig
+
+ARTICLE_PRACTICE_1 = {
+    "llm": {"provider": "openai", "config": {"model": "qwen-plus", "temperature": 0.2,
+                                             "max_tokens": 2000}},
+    "embedder": {"provider": "openai", "config": {"model": "text-embedding-v3",
+                                                  "embedding_dims": 128}},
+    "vector_store": {"provider": "milvus", "config": {
+        "collection_name": "mem0_test1", "embedding_model_dims": "128",
+        "url": "http://c-xxx.milvus.aliyuncs.com:19530", "token": "root:xxx",
+        "db_name": "default"}},
+    "version": "v1.1",
+}
+
+
+def test_article_config_parses_as_is():
+    config = MemoryConfig.from_dict(ARTICLE_PRACTICE_1)
+    assert config.vector_store.embedding_model_dims == 128  # given as the string "128"
+    assert config.vector_store.url.startswith("http://c-xxx")
+    assert config.vector_store.token == "root:xxx"
+    assert config.vector_store.db_name == "default"
+    assert config.llm.model == "qwen-plus" and config.llm.temperature == 0.2
+    assert config.embedder.embedding_dims == 128
+
+
+def test_article_practice_2_graph_store():
+    raw = {**ARTICLE_PRACTICE_1, "graph_store": {"provider": "kuzu",
+                                                  "config": {"db": "./mem0-example.kuzu"}}}
+    assert MemoryConfig.from_dict(raw).graph_store.db == "./mem0-example.kuzu"
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"vector_stor": {}}, "vector_stor"),
+        ({"vector_store": {"provider": "qdrant"}}, "qdrant"),
+        ({"llm": {"provider": "anthropic", "config": {}}}, "anthropic"),
+        ({"vector_store": {"provider": "milvus", "config": {"urll": "x"}}}, "urll"),
+        ({"embedder": {"provider": "openai", "config": {"modle": "x"}}}, "modle"),
+        ({"graph_store": {"provider": "neo4j"}}, "neo4j"),
+        ({"graph_store": {"provider": "kuzu", "config": {"db": ":memory:"}}}, "on disk"),
+        ({"vector_store": {"provider": "milvus",
+                           "config": {"embedding_model_dims": "12x"}}}, "embedding_model_dims"),
+    ],
+)
+def test_unknown_or_bad_config_is_named(raw, named):
+    with pytest.raises(ConfigError) as info:
+        MemoryConfig.from_dict(raw)
+    assert named in str(info.value)
+
+
+def test_env_home_is_the_default_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("HYBRIDMEM_HOME", str(tmp_path / "home"))
+    assert MemoryConfig().resolved_data_dir() == (tmp_path / "home").resolve()
+    monkeypatch.delenv("HYBRIDMEM_HOME")
+    assert MemoryConfig().resolved_data_dir().name == "hybridmem_data"
+
+
+def test_openai_env_is_honoured(monkeypatch, tmp_path):
+    from hybridmem import Memory
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    config = {"data_dir": str(tmp_path), "llm": {"provider": "openai", "config": {}}}
+    with Memory.from_config(config) as memory:
+        client = memory._chat._client
+        assert client.api_key == "sk-env"
+        assert str(client.base_url).startswith("http://127.0.0.1:9/v1")
