@@ -154,7 +154,8 @@ class GraphPlanner:
             return
         sources = {n.source_id for n in new_edges}
         fresh = {n.id for n in new_edges}
-        active = [e for e in state.graph.edges if e.source_id in sources and e.id not in fresh]
+        active = [e for e in state.graph.edges
+                  if e.source_id in sources and e.id not in fresh and e.id not in state.gone]
         candidates: dict[str, EdgeRecord] = {}
         for new in new_edges:
             for old in active:
@@ -284,7 +285,9 @@ class _PlanState:
         self.scope = scope
         self.graph = graph
         self.resolver = resolver
-        self.entities: dict[str, EntityRecord] = {}
+        # Changes already in the plan (an update forgets the old text's edges first).
+        self.entities: dict[str, EntityRecord] = {e.id: e for e in plan.entities}
+        self.gone: set[str] = set(plan.delete_edge_ids)
         self.ended: dict[str, tuple[str | None, str]] = {}
         self._support: dict[str, list[str]] = {}
 
@@ -318,7 +321,8 @@ class _PlanState:
         wanted = (source_id, relation, target_id)
         for edge in [*self.plan.edges, *self.graph.edges]:
             ends = (edge.source_id, edge.relation, edge.target_id)
-            if ends == wanted and edge.valid and edge.id not in self.ended:
+            live = edge.id not in self.ended and edge.id not in self.gone
+            if ends == wanted and edge.valid and live:
                 return edge
         return None
 
@@ -352,7 +356,10 @@ class _PlanState:
 
     def flush(self) -> None:
         """Write the collected entity and support changes into the plan."""
-        self.plan.entities.extend(self.entities.values())
+        self.plan.entities = list(self.entities.values())
+        used = set(self.entities) | {e.source_id for e in self.plan.edges} | {
+            e.target_id for e in self.plan.edges}
+        self.plan.delete_entity_ids = [i for i in self.plan.delete_entity_ids if i not in used]
         self.plan.support.extend(
             SupportChange(edge_id=i, memory_ids=m) for i, m in self._support.items()
         )

@@ -1,0 +1,104 @@
+"""Search latency and per-user recall on the embedded default, against the floor.
+
+For each size N (default 1k and 10k) one user gets N memories, beside 9 other users with
+1k each (so every search is a filtered search in a shared collection). Then:
+
+- `search`: p50/p95 of `Memory.search(limit=10)` (the whole path: embedding, Milvus, FTS5,
+  graph, fusion), and of the Milvus vector search alone;
+- `floor`: the query embedding + an exact numpy search over the same user's vectors;
+- `recall@10`: Milvus' filtered top-10 against that exact top-10.
+
+Run: `python benchmarks/search_latency.py [--sizes 1000 10000] [--queries 200]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import percentiles, synthetic_statements, table  # noqa: E402
+from hybridmem import Memory, MemoryConfig  # noqa: E402
+from hybridmem.scope import Scope  # noqa: E402
+
+
+def load(memory: Memory, user: str, texts: list[str], batch: int = 256) -> float:
+    """Add texts verbatim in batches; returns seconds taken."""
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        memory.add(texts[i : i + batch], user_id=user, infer=False)
+    return time.perf_counter() - start
+
+
+def measure(size: int, queries: int, tenants: int, seed: int) -> dict[str, object]:
+    """Build one store and measure it."""
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp, Memory(MemoryConfig(data_dir=tmp)) as memory:
+        for t in range(tenants):
+            load(memory, f"tenant-{t}", synthetic_statements(1000, seed=1000 + t))
+        seconds = load(memory, "target", synthetic_statements(size, seed=seed))
+        memory._vectors.flush()
+        scope = Scope.of("target")
+        ids = sorted(memory._catalog.ids_in_scope(scope))
+        vectors = memory._vectors.vectors(ids)
+        matrix = np.vstack([vectors[i] for i in ids])
+        questions = [q for q in synthetic_statements(queries, seed=seed + 7)]
+        rng.shuffle(questions)
+        full, milvus, floor, recalls = [], [], [], []
+        for q in questions[:10]:  # warm-up
+            memory.search(q, user_id="target", limit=10)
+        for q in questions:
+            t0 = time.perf_counter()
+            memory.search(q, user_id="target", limit=10)
+            full.append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            qv = memory._embedder.embed([q])[0]
+            exact = np.argsort(-(matrix @ qv))[:10]
+            floor.append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            got = memory._vectors.search(qv[None, :], scope, 10)[0]
+            milvus.append(time.perf_counter() - t0)
+            recalls.append(len({i for i, _ in got} & {ids[j] for j in exact}) / 10)
+        return {
+            "size": size, "load_s": seconds, "full": percentiles(full),
+            "milvus": percentiles(milvus), "floor": percentiles(floor),
+            "recall": float(np.mean(recalls)),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the latency table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--tenants", type=int, default=9)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    rows = []
+    for size in args.sizes:
+        r = measure(size, args.queries, args.tenants, args.seed)
+        rows.append([
+            f"{size:,}", f"{size / r['load_s']:.0f}/s",
+            f"{r['full'][0]:.1f} / {r['full'][1]:.1f}",
+            f"{r['milvus'][0]:.1f} / {r['milvus'][1]:.1f}",
+            f"{r['floor'][0]:.1f} / {r['floor'][1]:.1f}",
+            f"{r['full'][0] / r['floor'][0]:.1f}x", f"{r['recall']:.3f}",
+        ])
+    print(f"one user + {args.tenants} users x 1k in one collection; {args.queries} queries; "
+          "local MiniLM embedder; times in ms (p50 / p95)")
+    print(table(["memories", "load", "search p50/p95", "milvus only", "floor (embed+numpy)",
+                 "search/floor", "recall@10 vs exact"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

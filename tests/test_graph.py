@@ -1,0 +1,230 @@
+"""The graph path on real Kuzu: the article's Practice 2, resolution, conflicts, provenance."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import networkx as nx
+import pytest
+
+from hybridmem import Memory, MemoryConfig
+
+PRACTICE_2 = [
+    "I enjoy hiking",
+    "I like badminton",
+    "I dislike badminton",
+    "My friend John has a dog named Tommy",
+    "My name is Alice",
+    "John and Harry both enjoy hiking",
+    "My friend Peter is Spider\u2011Man",  # the article's non-breaking hyphen
+]
+
+
+def current(memory: Memory, **scope) -> set[tuple[str, str, str]]:
+    return {(r["source"], r["relationship"], r["target"])
+            for r in memory.get_all(**scope)["relations"]}
+
+
+@pytest.fixture
+def alice(shared_memory, uid):
+    for text in PRACTICE_2:
+        shared_memory.add(text, user_id=uid)
+    return uid
+
+
+def test_practice_2_current_graph(shared_memory, alice):
+    assert current(shared_memory, user_id=alice) == {
+        ("Alice", "enjoys", "hiking"),
+        ("Alice", "dislikes", "badminton"),
+        ("Alice", "friend", "John"),
+        ("John", "has_dog", "Tommy"),
+        ("Alice", "name", "Alice"),
+        ("John", "enjoys", "hiking"),
+        ("Harry", "enjoys", "hiking"),
+        ("Alice", "friend", "Peter"),
+        ("Peter", "is", "Spider-Man"),
+    }
+
+
+def test_practice_2_stale_edge_is_history_with_its_reason(shared_memory, alice):
+    everything = shared_memory.get_all(user_id=alice, include_invalid=True)["relations"]
+    [stale] = [r for r in everything if not r["valid"]]
+    assert (stale["source"], stale["relationship"], stale["target"]) == (
+        "Alice", "likes", "badminton")
+    assert stale["reason"] == "opposite polarity: 'dislikes' replaces 'likes'"
+    assert stale["invalidated_at"] and stale["superseded_by"]
+    dislike = next(r for r in everything if r["relationship"] == "dislikes")
+    assert stale["superseded_by"] == dislike["id"]
+    # The memory behind it is superseded: out of search, in history.
+    [liked] = stale["memory_ids"]
+    events = [h["event"] for h in shared_memory.history(liked)]
+    assert events == ["ADD", "INVALIDATE", "SUPERSEDE"]
+    row = shared_memory.history(liked)[1]
+    # Rendered with the names known when it ended (the name came later).
+    assert row["old_memory"] == f"{alice} likes badminton"
+    assert row["new_memory"] == f"{alice} dislikes badminton"
+    assert "opposite polarity" in row["detail"]["reason"]
+    assert liked not in {r["id"] for r in shared_memory.get_all(user_id=alice)["results"]}
+    found = {h["memory"] for h in shared_memory.search("badminton", user_id=alice)["results"]}
+    assert "I like badminton" not in found and "Alice likes badminton" not in found
+    assert "Alice dislikes badminton" in found
+
+
+def test_practice_2_second_user_untouched(shared_memory, alice):
+    shared_memory.add("I like badminton", user_id=alice + "-bob")
+    assert current(shared_memory, user_id=alice + "-bob") == {
+        (alice + "-bob", "likes", "badminton")}
+    assert ("Alice", "dislikes", "badminton") in current(shared_memory, user_id=alice)
+
+
+def test_graph_export(shared_memory, alice):
+    graph = shared_memory.graph(user_id=alice)
+    assert isinstance(graph, nx.MultiDiGraph)
+    names = nx.get_node_attributes(graph, "name")
+    by_name = {v: k for k, v in names.items()}
+    assert graph.nodes[by_name["Tommy"]]["type"] == "animal"
+    [(key, data)] = graph.get_edge_data(by_name["John"], by_name["Tommy"]).items()
+    assert data["relation"] == "has_dog"
+    assert data["fact"] == "My friend John has a dog named Tommy"
+    assert data["text"] == "John has a dog named Tommy" and data["valid"]
+    assert len(data["memory_ids"]) == 1
+    assert shared_memory.get(data["memory_ids"][0])["memory"] == data["fact"]
+    assert graph.number_of_edges() == 9
+    assert shared_memory.graph(user_id=alice, include_invalid=True).number_of_edges() == 10
+
+
+def test_as_of_reads_the_past(shared_memory, uid):
+    shared_memory.add("I live in Paris", user_id=uid)
+    time.sleep(0.01)
+    between = shared_memory.get_all(user_id=uid)["results"][0]["created_at"]
+    time.sleep(0.01)
+    shared_memory.add("I live in Madrid", user_id=uid)
+    assert current(shared_memory, user_id=uid) == {(uid, "lives_in", "Madrid")}
+    then = shared_memory.get_all(user_id=uid, as_of=between)
+    assert {(r["relationship"], r["target"]) for r in then["relations"]} == {
+        ("lives_in", "Paris")}
+    assert [r["memory"] for r in then["results"]] == ["I live in Paris"]
+    assert shared_memory.graph(user_id=uid, as_of=between).number_of_edges() == 1
+
+
+def test_learning_and_changing_the_users_name(shared_memory, uid):
+    shared_memory.add("My name is Alice", user_id=uid)
+    shared_memory.add("Alice loves jazz", user_id=uid)  # third person, same entity
+    assert current(shared_memory, user_id=uid) == {
+        ("Alice", "name", "Alice"), ("Alice", "loves", "jazz")}
+    shared_memory.add("Call me Ally", user_id=uid)
+    assert current(shared_memory, user_id=uid) == {
+        ("Ally", "name", "Ally"), ("Ally", "loves", "jazz")}
+    top = shared_memory.search("What is my name?", user_id=uid, limit=1)["results"][0]
+    assert top["memory"] == "Ally's name is Ally"
+
+
+def test_resolution_same_person(shared_memory, uid):
+    shared_memory.add("My friend Bob lives in Denver", user_id=uid)
+    shared_memory.add("bob works at Initech", user_id=uid)  # lower case: same key
+    shared_memory.add("Bob Smith loves fishing", user_id=uid)  # unique name part: same
+    graph = shared_memory.graph(user_id=uid)
+    people = [d for _, d in graph.nodes(data=True) if d["type"] == "person" and not d["is_user"]]
+    assert len(people) == 1
+    # "bob works at Initech" starts lower case, so the rules read no name in it.
+    assert current(shared_memory, user_id=uid) == {
+        (uid, "friend", "Bob"), ("Bob", "lives_in", "Denver"), ("Bob", "loves", "fishing")}
+
+
+def test_resolution_keeps_different_people_apart(shared_memory, uid):
+    shared_memory.add("My colleague Bob Smith lives in Austin", user_id=uid)
+    shared_memory.add("My cousin Bob Jones lives in Perth", user_id=uid)
+    shared_memory.add("My friend Rob lives in Oslo", user_id=uid)
+    shared_memory.add("My friend Jon lives in Lima", user_id=uid)
+    shared_memory.add("My friend John lives in Cairo", user_id=uid)
+    homes = {(s, t) for s, r, t in current(shared_memory, user_id=uid) if r == "lives_in"}
+    assert homes == {("Bob Smith", "Austin"), ("Bob Jones", "Perth"), ("Rob", "Oslo"),
+                     ("Jon", "Lima"), ("John", "Cairo")}
+    # "Bob" now fits two people: ambiguous, so it is not merged into either.
+    shared_memory.add("Bob loves karaoke", user_id=uid)
+    people = {d["name"] for _, d in shared_memory.graph(user_id=uid).nodes(data=True)
+              if d["type"] == "person" and not d["is_user"]}
+    assert {"Bob Smith", "Bob Jones", "Bob"} <= people
+
+
+def test_resolution_never_crosses_scopes(shared_memory, uid):
+    shared_memory.add("My friend Nadia lives in Hanoi", user_id=uid)
+    shared_memory.add("My friend Nadia lives in Quito", user_id=uid + "-other")
+    mine = shared_memory.graph(user_id=uid)
+    theirs = shared_memory.graph(user_id=uid + "-other")
+    assert set(mine.nodes).isdisjoint(theirs.nodes)
+    assert current(shared_memory, user_id=uid) == {(uid, "friend", "Nadia"),
+                                                   ("Nadia", "lives_in", "Hanoi")}
+
+
+def test_retraction_ends_an_edge_without_a_new_one(shared_memory, uid):
+    shared_memory.add("I work at IBM", user_id=uid)
+    result = shared_memory.add("I no longer work at IBM", user_id=uid)
+    assert result["relations"]["added_entities"] == []
+    assert current(shared_memory, user_id=uid) == set()
+    [ended] = shared_memory.get_all(user_id=uid, include_invalid=True)["relations"]
+    assert ended["reason"].startswith("retracted")
+
+
+def test_delete_erases_edges_and_orphan_entities(shared_memory, uid):
+    keep = shared_memory.add("My sister Maria lives in Madrid", user_id=uid)
+    gone = shared_memory.add("My brother Luis has a cat named Miso", user_id=uid)
+    shared_memory.delete(gone["results"][0]["id"])
+    assert current(shared_memory, user_id=uid) == {(uid, "sister", "Maria"),
+                                                   ("Maria", "lives_in", "Madrid")}
+    names = {d["name"] for _, d in shared_memory.graph(user_id=uid).nodes(data=True)}
+    assert "Luis" not in names and "Miso" not in names
+    assert shared_memory.graph(user_id=uid, include_invalid=True).number_of_edges() == 2
+    shared_memory.delete(keep["results"][0]["id"])
+    assert shared_memory.graph(user_id=uid).number_of_nodes() == 0
+
+
+def test_deleting_the_name_memory_forgets_the_name(shared_memory, uid):
+    named = shared_memory.add("My name is Wen", user_id=uid)
+    shared_memory.add("I enjoy kayaking", user_id=uid)
+    shared_memory.delete(named["results"][0]["id"])
+    graph = shared_memory.graph(user_id=uid)
+    [me] = [d for _, d in graph.nodes(data=True) if d["is_user"]]
+    assert me["name"] == uid and "wen" not in me["aliases"]
+
+
+def test_shared_edge_survives_until_its_last_memory_goes(shared_memory, uid):
+    first = shared_memory.add("I enjoy sailing", user_id=uid)
+    # Cosine 0.89 to the first: below the near-duplicate threshold, so a memory of its own.
+    second = shared_memory.add("I still enjoy sailing", user_id=uid)
+    [edge] = shared_memory.get_all(user_id=uid)["relations"]
+    assert len(edge["memory_ids"]) == 2
+    shared_memory.delete(first["results"][0]["id"])
+    [edge] = shared_memory.get_all(user_id=uid)["relations"]
+    assert edge["memory_ids"] == [second["results"][0]["id"]]
+
+
+def test_update_derives_edges_again(shared_memory, uid):
+    [item] = shared_memory.add("I live in Berlin", user_id=uid)["results"]
+    shared_memory.update(item["id"], "I live in Dublin")
+    assert current(shared_memory, user_id=uid) == {(uid, "lives_in", "Dublin")}
+    # The Berlin edge was erased (its only memory changed), not kept as history.
+    assert len(shared_memory.get_all(user_id=uid, include_invalid=True)["relations"]) == 1
+
+
+def test_graph_db_held_by_another_process(tmp_path):
+    graph_db = str(tmp_path / "shared.kuzu")
+    config = MemoryConfig.from_dict({
+        "data_dir": str(tmp_path / "a"), "embedder": {"provider": "hash"},
+        "graph_store": {"provider": "kuzu", "config": {"db": graph_db}}})
+    script = textwrap.dedent(f"""
+        from hybridmem import Memory, MemoryConfig, StoreLockedError
+        try:
+            Memory(MemoryConfig.from_dict({{
+                "data_dir": {str(tmp_path / "b")!r}, "embedder": {{"provider": "hash"}},
+                "graph_store": {{"provider": "kuzu", "config": {{"db": {graph_db!r}}}}}}}))
+        except StoreLockedError as exc:
+            print("LOCKED", exc)
+    """)
+    with Memory(config):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120)
+    assert out.stdout.startswith("LOCKED") and "Kuzu" in out.stdout, out.stderr
