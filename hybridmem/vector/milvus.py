@@ -5,6 +5,7 @@ expressions; every value in one is a JSON-escaped literal, never pasted text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -21,6 +22,11 @@ from hybridmem.scope import Scope
 
 log = logging.getLogger(__name__)
 
+# Rows are spread over this many partitions by a hash of their user (else agent, else run)
+# id; a search that names a user_id scans one partition. Milvus Lite's search cost grows
+# with the rows it scans whatever the filter keeps (measured: a 1k-memory user among 19k
+# rows, 11 ms over the whole collection, 3.4 ms over its partition).
+PARTITIONS = 64
 MAX_ID_BYTES = 2048  # scope ids are at most 512 characters, 4 bytes each in UTF-8
 MAX_TEXT_BYTES = 65_535
 _FIELDS = {"id", "vector", "user_id", "agent_id", "run_id", "text", "hash", "created_at",
@@ -105,6 +111,10 @@ class MilvusVectorStore:
                 "vector", index_type=self.config.index_type, metric_type="COSINE", params=params
             )
             client.create_collection(self.collection, schema=schema, index_params=index)
+        existing = set(client.list_partitions(self.collection))
+        for name in (partition_name(i) for i in range(PARTITIONS)):
+            if name not in existing:
+                client.create_partition(self.collection, name)
         client.load_collection(self.collection)
 
     # ------------------------------------------------------------ writes
@@ -113,8 +123,9 @@ class MilvusVectorStore:
         """Insert or replace rows by id."""
         if not records:
             return
-        rows = [
-            {
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r, vec in zip(records, vectors, strict=True):
+            groups.setdefault(_row_partition(r.user_id, r.agent_id, r.run_id), []).append({
                 "id": r.id,
                 "vector": [float(x) for x in vec],
                 "user_id": r.user_id,
@@ -125,11 +136,10 @@ class MilvusVectorStore:
                 "created_at": _epoch_ms(r.created_at),
                 "updated_at": _epoch_ms(r.updated_at or r.created_at),
                 "metadata": r.metadata,
-            }
-            for r, vec in zip(records, vectors, strict=True)
-        ]
-        self._client.upsert(self.collection, rows)
-        self._wrote(len(rows))
+            })
+        for partition, rows in groups.items():
+            self._client.upsert(self.collection, rows, partition_name=partition)
+        self._wrote(len(records))
 
     def delete(self, ids: list[str]) -> None:
         """Delete rows by primary key."""
@@ -169,6 +179,8 @@ class MilvusVectorStore:
         if where is not None:
             expr = f"({expr}) and ({filter_expression(where)})"
         kwargs: dict[str, Any] = {}
+        if scope.user_id:
+            kwargs["partition_names"] = [_row_partition(scope.user_id, "", "")]
         if not self.is_lite:
             kwargs["consistency_level"] = "Session"
         hits = self._client.search(
@@ -297,6 +309,17 @@ def pushdown(node: Filter | None) -> Filter | None:
     if not kept:
         return None
     return kept[0] if len(kept) == 1 else And(kept)
+
+
+def partition_name(index: int) -> str:
+    """The name of partition number `index`."""
+    return f"scope_{index:02d}"
+
+
+def _row_partition(user_id: str, agent_id: str, run_id: str) -> str:
+    key = f"u:{user_id}" if user_id else (f"a:{agent_id}" if agent_id else f"r:{run_id}")
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return partition_name(int.from_bytes(digest[:4], "big") % PARTITIONS)
 
 
 def _truncate_utf8(text: str, limit: int) -> str:
