@@ -127,6 +127,21 @@ def check_threshold(threshold: Any) -> float | None:
     return float(threshold)
 
 
+SIGNALS = ("vector", "bm25", "graph")
+
+
+def check_signals(signals: Any) -> tuple[str, ...]:
+    """None (all signals) or a non-empty subset of vector/bm25/graph."""
+    if signals is None:
+        return SIGNALS
+    if isinstance(signals, str) or not isinstance(signals, (list, tuple, set, frozenset)):
+        raise InvalidInputError("signals must be a list such as ['vector', 'bm25']")
+    unknown = set(signals) - set(SIGNALS)
+    if unknown or not signals:
+        raise InvalidInputError(f"signals must be a non-empty subset of {SIGNALS}")
+    return tuple(s for s in SIGNALS if s in signals)
+
+
 def check_memory_id(memory_id: Any) -> str:
     """A memory id: a non-empty string of at most 64 characters."""
     if not isinstance(memory_id, str) or not memory_id.strip() or len(memory_id) > 64:

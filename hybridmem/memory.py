@@ -25,6 +25,7 @@ from hybridmem.inputs import (
     check_limit,
     check_memory_id,
     check_metadata,
+    check_signals,
     check_text,
     check_threshold,
     parse_messages,
@@ -231,8 +232,12 @@ class Memory:
         limit: int = 100,
         filters: dict[str, Any] | None = None,
         threshold: float | None = None,
+        signals: tuple[str, ...] | list[str] | None = None,
     ) -> dict[str, Any]:
         """One ranked list of memories and relations for a query (no LLM call).
+
+        `signals` restricts the retrievers to some of "vector", "bm25", "graph" (to compare
+        them, as benchmarks/locomo_retrieval.py does); by default all three run.
 
         Each hit: `id`, `memory` (text), `score` (fused, 0..1), `type` ("memory" |
         "relation"), `score_components` ({signal: {raw, normalized}}), `provenance`
@@ -246,7 +251,7 @@ class Memory:
         where = parse_filters(filters)
         hits = self._retriever.search(
             query, scope, limit=check_limit(limit), where=where,
-            threshold=check_threshold(threshold),
+            threshold=check_threshold(threshold), signals=check_signals(signals),
         )
         return {"results": [self._hit_dict(h) for h in hits]}
 

@@ -1,0 +1,157 @@
+"""One ranked list: the article's queries on real engines, and the fusion's properties."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hybridmem.search.merger import Candidate, fuse
+from tests.test_graph import PRACTICE_2
+
+WEIGHTS = {"vector": 0.5, "bm25": 0.25, "graph": 0.25}
+
+
+@pytest.fixture
+def alice(shared_memory, uid):
+    for text in PRACTICE_2:
+        shared_memory.add(text, user_id=uid)
+    return uid
+
+
+def test_what_is_my_name(shared_memory, alice):
+    top = shared_memory.search("What is my name?", user_id=alice)["results"][0]
+    assert top["type"] == "relation"
+    assert (top["source"], top["relationship"], top["destination"]) == ("Alice", "name", "Alice")
+    assert top["memory"] == "Alice's name is Alice"
+    components = top["score_components"]
+    assert set(components) == {"vector", "bm25", "graph"}
+    assert components["graph"]["normalized"] == 1.0
+    assert components["vector"]["raw"] > 0.5
+    [memory_id] = top["provenance"]["memory_ids"]
+    assert shared_memory.get(memory_id)["memory"] == "My name is Alice"
+
+
+def test_who_is_spider_man(shared_memory, alice):
+    top = shared_memory.search("Who is Spider-Man?", user_id=alice)["results"][0]
+    assert (top["source"], top["relationship"], top["destination"]) == (
+        "Peter", "is", "Spider-Man")
+
+
+def test_do_i_like_badminton(shared_memory, alice):
+    hits = shared_memory.search("Do I like badminton?", user_id=alice)["results"]
+    texts = [h["memory"] for h in hits]
+    assert texts[0] == "Alice dislikes badminton"
+    # The stale "likes" edge and the superseded memory behind it never appear.
+    assert "Alice likes badminton" not in texts and "I like badminton" not in texts
+
+
+def test_results_are_one_list_of_both_kinds(shared_memory, alice):
+    hits = shared_memory.search("Who has a dog?", user_id=alice, limit=10)["results"]
+    assert {h["type"] for h in hits} == {"memory", "relation"}
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for h in hits:
+        assert h["provenance"]["memory_ids"] and h["provenance"]["created_at"]
+        assert 0.0 <= h["score"] <= 1.0
+
+
+def test_a_relation_and_its_fact_are_one_hit(shared_memory, alice):
+    hits = shared_memory.search("What is my name?", user_id=alice, limit=20)["results"]
+    name_memory = hits[0]["provenance"]["memory_ids"][0]
+    assert name_memory not in {h["id"] for h in hits}  # absorbed by the relation
+    assert sum(1 for h in hits if name_memory in h["provenance"]["memory_ids"]) == 1
+
+
+def test_search_never_crosses_scopes(shared_memory, alice):
+    other = alice + "-eve"
+    shared_memory.add("My name is Eve", user_id=other)
+    for query in ["What is my name?", "Eve", "Alice", "badminton"]:
+        mine = shared_memory.search(query, user_id=alice)["results"]
+        theirs = shared_memory.search(query, user_id=other)["results"]
+        assert all("Eve" not in h["memory"] for h in mine)
+        assert all(h.get("user_id", other) == other for h in theirs)
+        assert all("Alice" not in h["memory"] for h in theirs)
+
+
+def test_signals_can_be_restricted(shared_memory, alice):
+    only_bm25 = shared_memory.search("Spider-Man", user_id=alice, signals=["bm25"])["results"]
+    assert only_bm25
+    for h in only_bm25:
+        assert h["score_components"]["vector"]["raw"] == 0.0
+        assert h["score_components"]["graph"]["raw"] == 0.0
+
+
+# ---------------------------------------------------------------- fusion properties
+
+signal = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+
+
+def _candidates(raws: list[dict[str, float]]) -> list[Candidate]:
+    return [Candidate(f"m{i}", "memory", raw=dict(r), memory_ids=[f"m{i}"])
+            for i, r in enumerate(raws)]
+
+
+@given(base=st.lists(st.fixed_dictionaries({"vector": signal, "bm25": signal}), min_size=2,
+                     max_size=8),
+       which=st.sampled_from(["vector", "bm25"]), bump=st.floats(0.01, 0.5),
+       method=st.sampled_from(["weighted", "rrf"]))
+def test_fusion_is_monotonic_in_each_signal(base, which, bump, method):
+    """Raising one hit's signal never lowers its rank."""
+    before = fuse(_candidates(base), weights=WEIGHTS, method=method)
+    rank_before = [c.id for c in before].index("m0")
+    raised = [dict(r) for r in base]
+    raised[0][which] = raised[0][which] + bump
+    after = fuse(_candidates(raised), weights=WEIGHTS, method=method)
+    assert [c.id for c in after].index("m0") <= rank_before
+
+
+@pytest.mark.parametrize("method", ["weighted", "rrf"])
+def test_ties_break_deterministically(method):
+    raws = [{"vector": 0.5, "bm25": 1.0}] * 4
+    orders = set()
+    for perm in itertools.permutations(range(4)):
+        cands = [Candidate(f"m{i}", "memory", raw=dict(raws[i])) for i in perm]
+        orders.add(tuple(c.id for c in fuse(cands, weights=WEIGHTS, method=method)))
+    assert orders == {("m0", "m1", "m2", "m3")}
+
+
+# Under RRF only ranks count, so a single-signal hit beats the top hit of a heavier signal
+# only by being ranked first in a signal of at least the same weight; the magnitude-aware
+# weighted fusion (the default) is where weak matches lose to one strong signal.
+def test_a_bm25_only_hit_can_rank_first():
+    cands = [
+        Candidate("lexical", "memory", raw={"bm25": 12.0}),
+        Candidate("weak1", "memory", raw={"vector": 0.21, "bm25": 1.0}),
+        Candidate("weak2", "memory", raw={"vector": 0.20}),
+    ]
+    assert fuse(cands, weights=WEIGHTS)[0].id == "lexical"
+
+
+def test_a_graph_only_hit_can_rank_first():
+    cands = [
+        Candidate("edge", "relation", raw={"graph": 1.0}, memory_ids=["x"]),
+        Candidate("m1", "memory", raw={"vector": 0.15}),
+        Candidate("m2", "memory", raw={"vector": 0.12}),
+    ]
+    assert fuse(cands, weights=WEIGHTS)[0].id == "edge"
+
+
+def test_weak_best_vector_match_stays_weak():
+    [c] = fuse([Candidate("m", "memory", raw={"vector": 0.2})], weights=WEIGHTS)
+    assert c.normalized["vector"] == pytest.approx(0.4)  # 0.2 / max(0.2, 0.5)
+    assert c.score == pytest.approx(0.5 * 0.4)
+
+
+def test_relation_absorbs_its_memory():
+    cands = [
+        Candidate("m1", "memory", raw={"vector": 0.8, "bm25": 3.0}, memory_ids=["m1"]),
+        Candidate("e1", "relation", raw={"graph": 1.0, "bm25": 1.0}, memory_ids=["m1"]),
+        Candidate("m2", "memory", raw={"vector": 0.3}, memory_ids=["m2"]),
+    ]
+    ranked = fuse(cands, weights=WEIGHTS)
+    assert [c.id for c in ranked] == ["e1", "m2"]
+    assert ranked[0].normalized == {"vector": 1.0, "bm25": 1.0, "graph": 1.0}
+    assert ranked[0].raw["vector"] == 0.8
