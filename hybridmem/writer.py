@@ -200,8 +200,6 @@ class Writer:
                                              event="UPDATE", old_text=record.text))
             plan.history.append(_history(new, "UPDATE", record.text, text, now))
             self._planner.plan_forget(plan, scope, {memory_id})
-            # Edges the old text supported are gone from the plan's point of view.
-            self._snapshots.invalidate(scope)
             self._planner.plan_relations(
                 plan, scope, relations, FactLinks([memory_id], [text], {memory_id}),
                 {n: matrix[1 + j] for j, n in enumerate(names)}, now,
@@ -268,11 +266,10 @@ class Writer:
         if plan.delete_scope is not None:
             self._snapshots.clear()
         else:
-            for row in {(h.user_id, h.agent_id, h.run_id) for h in plan.history} | {
-                (e.user_id, e.agent_id, e.run_id) for e in [*plan.entities, *plan.edges]
-            }:
-                self._snapshots.invalidate(_scope_of(ScopeFields(
-                    user_id=row[0], agent_id=row[1], run_id=row[2])))
+            rows = {(h.user_id, h.agent_id, h.run_id) for h in plan.history} | {
+                (e.user_id, e.agent_id, e.run_id) for e in [*plan.entities, *plan.edges]}
+            self._snapshots.apply(plan, {
+                _scope_of(ScopeFields(user_id=u, agent_id=a, run_id=r)) for u, a, r in rows})
 
     def recover(self) -> dict[str, int]:
         """Finish every unfinished operation; failures stay pending for a later try."""

@@ -228,3 +228,30 @@ def test_graph_db_held_by_another_process(tmp_path):
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              timeout=120)
     assert out.stdout.startswith("LOCKED") and "Kuzu" in out.stdout, out.stderr
+
+
+def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
+    """Writes patch the cached scope graph; it must equal what Kuzu holds."""
+    from hybridmem.graph.snapshot import ScopeGraph
+    from hybridmem.scope import Scope
+
+    scope = Scope.of(uid)
+    shared_memory.search("warm the cache", user_id=uid)
+    first = shared_memory.add("My name is Kofi", user_id=uid)
+    for text in ["My friend Lena lives in Oslo", "Lena loves jazz", "I like tea",
+                 "I dislike tea", "Call me Kof", "My friend Lena lives in Lima"]:
+        shared_memory.add(text, user_id=uid)
+    shared_memory.delete(first["results"][0]["id"])
+    cached = shared_memory._snapshots.get(scope)
+    store = shared_memory._graph
+    fresh = ScopeGraph(store.entities(scope), store.edges(scope))
+
+    def edges(g):
+        return sorted((e.id, e.source_name, e.relation, e.target_name, tuple(e.memory_ids))
+                      for e in g.edges)
+
+    def entities(g):
+        return sorted((e.id, e.name, tuple(e.aliases), e.mentions) for e in g.entities)
+
+    assert edges(cached) == edges(fresh) and entities(cached) == entities(fresh)
+    assert {cached.text(e) for e in cached.edges} >= {"Lena lives in Lima", "Lena loves jazz"}

@@ -1,5 +1,6 @@
 """A cached view of one read scope's current graph: entities, active edges, rendered
-relation texts and their BM25 model. Rebuilt only after a write to that scope."""
+relation texts and their BM25 model. Loaded from Kuzu once, then kept current by applying
+each write plan to it (copy-on-write), so neither adds nor searches reload a whole scope."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from hybridmem.graph.kuzu import KuzuGraphStore
 from hybridmem.graph.render import render
 from hybridmem.graph.resolve import SELF_KEY
-from hybridmem.plan import EdgeRecord, EntityRecord, unpack_vector
+from hybridmem.plan import EdgeRecord, EntityRecord, WritePlan, unpack_vector
 from hybridmem.scope import Scope
 from hybridmem.search.bm25 import RelationBM25
 from hybridmem.text import STOPWORDS, tokenize
@@ -26,6 +27,35 @@ class ScopeGraph:
         self.edges = edges
         self.entity_by_id = {e.id: e for e in entities}
         self.edge_by_id = {e.id: e for e in edges}
+
+    def patched(self, plan: WritePlan, scope: Scope) -> ScopeGraph | None:
+        """This graph with `plan` applied, or None when the plan changes nothing in it."""
+        entities = {e.id: e for e in plan.entities if scope.contains(e.model_dump())}
+        edges = [e for e in plan.edges if scope.contains(e.model_dump())]
+        support = {c.edge_id: c.memory_ids for c in plan.support if c.edge_id in self.edge_by_id}
+        ended = {i.edge_id for i in plan.invalidations} | set(plan.delete_edge_ids)
+        ended &= set(self.edge_by_id)
+        dropped = set(plan.delete_entity_ids) & set(self.entity_by_id)
+        if not (entities or edges or support or ended or dropped):
+            return None
+        merged = {**self.entity_by_id, **entities}
+        for entity_id in dropped:
+            merged.pop(entity_id, None)
+        renamed = {i for i, e in entities.items()
+                   if i in self.entity_by_id and self.entity_by_id[i].name != e.name}
+        kept: list[EdgeRecord] = []
+        for edge in [*self.edges, *edges]:
+            if edge.id in ended or edge.source_id in dropped or edge.target_id in dropped:
+                continue
+            update: dict = {}
+            if edge.id in support:
+                update["memory_ids"] = support[edge.id]
+            if edge.source_id in renamed:
+                update["source_name"] = merged[edge.source_id].name
+            if edge.target_id in renamed:
+                update["target_name"] = merged[edge.target_id].name
+            kept.append(edge.model_copy(update=update) if update else edge)
+        return ScopeGraph(list(merged.values()), kept)
 
     def exact(self, scope: Scope) -> list[EntityRecord]:
         """The entities written with exactly this scope's ids."""
@@ -110,8 +140,24 @@ class GraphSnapshots:
                     self._cache.popitem(last=False)
         return graph
 
+    def apply(self, plan: WritePlan, scopes: set[Scope]) -> None:
+        """Bring cached graphs up to date after `plan` was applied to Kuzu.
+
+        `scopes` are the exact scopes of the rows the plan wrote; their ids' counters are
+        bumped (so a load that raced the write is not cached), and every cached graph the
+        plan changes is replaced by its patched copy under the new stamp.
+        """
+        with self._lock:
+            for scope in scopes:
+                for item in scope.ids().items():
+                    self._versions[item] = self._versions.get(item, 0) + 1
+            for cached_scope, (_, graph) in list(self._cache.items()):
+                fresh = graph.patched(plan, cached_scope)
+                stamp = self._stamp(cached_scope)
+                self._cache[cached_scope] = (stamp, fresh if fresh is not None else graph)
+
     def invalidate(self, scope: Scope) -> None:
-        """Note a write to rows with these ids."""
+        """Note a write to rows with these ids (cached graphs of them reload)."""
         with self._lock:
             for item in scope.ids().items():
                 self._versions[item] = self._versions.get(item, 0) + 1
