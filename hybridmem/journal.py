@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from hybridmem._failpoints import checkpoint
 from hybridmem.plan import HistoryEntry, WritePlan, now_iso
 from hybridmem.sqlitedb import Database
 
@@ -46,6 +47,7 @@ class Journal:
                 "VALUES (?, ?, ?, ?, 'received', ?, ?)",
                 (op_id, kind, json.dumps(scope), json.dumps(payload, ensure_ascii=False), now, now),
             )
+        checkpoint("journal.received")
         return op_id
 
     def set_plan(self, plan: WritePlan) -> None:

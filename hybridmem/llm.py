@@ -11,7 +11,7 @@ import jsonschema
 
 from hybridmem.config import LLMConfig
 from hybridmem.errors import ExtractionError, LLMError
-from hybridmem.openai_client import PROVIDER, build_client, translate_error
+from hybridmem.openai_client import PROVIDER, build_client, call
 
 
 class JSONChat:
@@ -91,10 +91,9 @@ class JSONChat:
             )
         with self._lock:
             self.calls += 1
-        try:
-            response = self._client.chat.completions.create(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - every client failure is translated
-            raise translate_error(exc, what=f"chat ({name})", error_type=LLMError) from exc
+        response = call(lambda: self._client.chat.completions.create(**kwargs),
+                        max_retries=self.config.max_retries, what=f"chat ({name})",
+                        error_type=LLMError)
         try:
             message = response.choices[0].message
         except (AttributeError, IndexError, TypeError) as exc:

@@ -5,10 +5,14 @@ own; we bound them with `max_retries` and name what failed when they run out."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from hybridmem.errors import ConfigError, ProviderError
 
 PROVIDER = "openai"
+T = TypeVar("T")
 
 
 def build_client(
@@ -26,6 +30,25 @@ def build_client(
             f"cannot configure the OpenAI-compatible client: {exc} "
             "(set api_key in the config or OPENAI_API_KEY)"
         ) from exc
+
+
+def call(fn: Callable[[], T], *, max_retries: int, what: str,
+         error_type: type[ProviderError]) -> T:
+    """Run one client call. The client retries 429/5xx/timeouts/refused connections itself;
+    a 200 whose body is not JSON it does not, so those are retried here, with the same
+    bound and exponential backoff. Every failure leaves as `error_type`."""
+    import openai
+
+    for attempt in range(max_retries + 1):
+        try:
+            return fn()
+        except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+            if attempt == max_retries:
+                raise translate_error(exc, what=what, error_type=error_type) from exc
+            time.sleep(min(0.5 * 2**attempt, 8.0))
+        except Exception as exc:  # noqa: BLE001 - every client failure is translated
+            raise translate_error(exc, what=what, error_type=error_type) from exc
+    raise AssertionError("unreachable")
 
 
 def translate_error(exc: Exception, *, what: str, error_type: type[ProviderError]) -> ProviderError:

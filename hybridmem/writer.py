@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from hybridmem._failpoints import checkpoint
 from hybridmem.catalog import MemoryCatalog
 from hybridmem.config import MemoryConfig
 from hybridmem.embed.base import Embedder
@@ -245,6 +246,7 @@ class Writer:
 
     def apply(self, plan: WritePlan) -> None:
         """Apply a plan to Milvus, Kuzu, then SQLite (see the module docstring)."""
+        checkpoint("plan.stored")
         if plan.memories:
             self._vectors.upsert(
                 [w.record for w in plan.memories],
@@ -254,7 +256,9 @@ class Writer:
             self._vectors.delete_scope(_scope_of(plan.delete_scope))
         elif plan.delete_memory_ids:
             self._vectors.delete(plan.delete_memory_ids)
+        checkpoint("milvus.written")
         self._graph.apply(plan)
+        checkpoint("kuzu.written")
         with self._db.transaction():
             if plan.delete_scope is not None:
                 self._catalog.delete_scope(_scope_of(plan.delete_scope))
@@ -263,6 +267,7 @@ class Writer:
             self._catalog.upsert(w.record for w in plan.memories)
             self._catalog.supersede(plan.supersede)
             self._journal.finish(plan)
+        checkpoint("catalog.committed")
         if plan.delete_scope is not None:
             self._snapshots.clear()
         else:

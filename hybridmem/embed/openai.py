@@ -6,7 +6,7 @@ import numpy as np
 
 from hybridmem.embed.base import l2_normalise
 from hybridmem.errors import ConfigError, EmbeddingError
-from hybridmem.openai_client import build_client, translate_error
+from hybridmem.openai_client import build_client, call
 
 KNOWN_DIMS = {
     "text-embedding-3-small": 1536,
@@ -37,6 +37,7 @@ class OpenAIEmbedder:
             )
         self.dims = resolved
         self._send_dims = dims is not None
+        self._max_retries = max_retries
         self.name = f"openai:{self.model}"
         self._client = build_client(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
@@ -52,10 +53,10 @@ class OpenAIEmbedder:
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
         kwargs = {"dimensions": self.dims} if self._send_dims else {}
-        try:
-            response = self._client.embeddings.create(input=texts, model=self.model, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - every client failure is translated
-            raise translate_error(exc, what="embedding", error_type=EmbeddingError) from exc
+        response = call(
+            lambda: self._client.embeddings.create(input=texts, model=self.model, **kwargs),
+            max_retries=self._max_retries, what="embedding", error_type=EmbeddingError,
+        )
         try:
             rows = sorted(response.data, key=lambda d: d.index)
             vectors = np.asarray([r.embedding for r in rows], dtype=np.float32)

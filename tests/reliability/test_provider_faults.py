@@ -1,0 +1,99 @@
+"""Provider faults on the loopback OpenAI-compatible server: bounded retries, a named
+error, nothing half-written, and the input finished later by `retry_pending()`."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from hybridmem import EmbeddingError, ExtractionError, LLMError, Memory, ProviderError
+from tests.conftest import llm_config
+from tests.fake_openai import Reply, tool_reply
+
+GOOD = {"facts": ["I climb"], "entities": [{"name": "climbing", "type": "activity"}],
+        "relations": [{"source": "USER", "relation": "enjoys", "target": "climbing",
+                       "fact_index": 0, "negated": False}]}
+
+CHAT_FAULTS = {
+    "429 with Retry-After": ([Reply(status=429, headers={"Retry-After": "0"},
+                                    body={"error": {"message": "rate"}})] * 3,
+                             LLMError, "rate_limit"),
+    "500s": ([Reply(status=500, body={"error": {"message": "boom"}})] * 3,
+             LLMError, "server_error"),
+    "timeout": ([Reply(delay=1.2, body={})] * 3, LLMError, "timeout"),
+    "200 with a body that is not JSON": ([Reply(body="not json at all")] * 3,
+                                         LLMError, "bad_response"),
+    "tool arguments that are not JSON": ([tool_reply("{'facts': [")] * 2,
+                                         ExtractionError, "schema"),
+    "an answer that breaks the schema": ([tool_reply({"facts": "one", "entities": [],
+                                                      "relations": []})] * 2,
+                                         ExtractionError, "schema"),
+}
+
+
+def _outcome(memory: Memory, call, error: type[ProviderError], failure: str) -> None:
+    before = memory.stats()
+    with pytest.raises(error) as info:
+        call()
+    assert info.value.provider == "openai" and info.value.failure == failure
+    assert "openai" in str(info.value) and failure in str(info.value)
+    after = memory.stats()
+    # Nothing half-written: only the journal holds the input.
+    assert {k: v for k, v in after.items() if k != "pending_operations"} == {
+        k: v for k, v in before.items() if k != "pending_operations"}
+
+
+@pytest.mark.parametrize("case", sorted(CHAT_FAULTS))
+def test_chat_faults(fake_openai, tmp_path, case):
+    replies, error, failure = CHAT_FAULTS[case]
+    fake_openai.chat_script = list(replies)
+    config = llm_config(fake_openai, tmp_path, timeout=0.5, max_retries=2)
+    with Memory.from_config(config) as memory:
+        _outcome(memory, lambda: memory.add("I climb", user_id="u"), error, failure)
+        requests = len(fake_openai.chat_requests())
+        assert 2 <= requests <= 3  # bounded: first try + retries (or one schema re-ask)
+        assert len(memory.pending()) == 1
+        fake_openai.chat_script = [tool_reply(GOOD)]
+        assert memory.retry_pending() == {"finished": 1, "pending": 0}
+        assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["I climb"]
+        assert memory.get_all(user_id="u")["relations"][0]["target"] == "climbing"
+
+
+def test_connection_refused(tmp_path, fake_openai):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # a port nobody listens on once closed
+    config = llm_config(fake_openai, tmp_path, max_retries=1)
+    config["llm"]["config"]["openai_base_url"] = f"http://127.0.0.1:{dead}/v1"
+    with Memory.from_config(config) as memory:
+        _outcome(memory, lambda: memory.add("I climb", user_id="u"), LLMError, "connection")
+        assert len(memory.pending()) == 1
+
+
+def test_embedding_server_errors_then_recovery(fake_openai, tmp_path):
+    fake_openai.chat_script = [tool_reply(GOOD)]
+    fake_openai.embedding_script = [Reply(status=503, body={"error": {"message": "x"}})] * 2
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        _outcome(memory, lambda: memory.add("I climb", user_id="u"), EmbeddingError,
+                 "server_error")
+        assert len(fake_openai.embedding_requests()) == 2  # one retry (max_retries=1)
+        fake_openai.embedding_script = [Reply(status=503, body={})] * 2
+        _outcome(memory, lambda: memory.search("climb", user_id="u"), EmbeddingError,
+                 "server_error")
+        assert memory.retry_pending()["finished"] == 1
+        assert len(fake_openai.chat_requests()) == 1  # extraction reused from the journal
+        assert memory.search("climb", user_id="u")["results"][0]["memory"] in (
+            "I climb", f"{'u'} enjoys climbing")
+
+
+def test_embedding_of_wrong_dimension_is_refused(fake_openai, tmp_path):
+    fake_openai.chat_script = [tool_reply(GOOD)]
+    bad = Reply(body={"object": "list", "model": "m",
+                      "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                      "data": [{"object": "embedding", "index": 0, "embedding": [0.5] * 3},
+                               {"object": "embedding", "index": 1, "embedding": [0.5] * 3}]})
+    fake_openai.embedding_script = [bad]
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        _outcome(memory, lambda: memory.add("I climb", user_id="u"), EmbeddingError,
+                 "bad_response")
