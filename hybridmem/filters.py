@@ -82,7 +82,8 @@ def _parse_dict(raw: dict[str, Any], depth: int) -> Filter | None:
     for key, value in raw.items():
         if key in LOGIC:
             parts.append(_parse_logic(key, value, depth))
-        elif key.upper() in LOGIC or (key.startswith("$") and key[1:].upper() in LOGIC):
+        elif key.lstrip("$").upper() in LOGIC and (key.startswith("$") or isinstance(value, list)):
+            # {"or": [...]} / {"$and": [...]}: a logical operator misspelt, not a metadata key.
             raise InvalidInputError(
                 f"logical operator {key!r} must be written {key.strip('$').upper()!r}"
             )

@@ -6,7 +6,6 @@ expressions; every value in one is a JSON-escaped literal, never pasted text.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from pathlib import Path
@@ -238,14 +237,19 @@ class MilvusVectorStore:
 # ---------------------------------------------------------------- expressions
 
 
+# The escapes both Milvus Lite's and the server's expression parsers read; every other
+# character stands for itself inside a double-quoted literal.
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 def literal(value: Any) -> str:
-    """A Milvus literal for a str/int/float/bool (strings JSON-escaped)."""
+    """A Milvus literal for a str/int/float/bool (strings quoted and escaped)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return '"' + value.translate(_ESCAPES) + '"'
     raise TypeError(f"cannot write {type(value).__name__} into a Milvus filter")
 
 
@@ -290,7 +294,9 @@ def pushdown(node: Filter | None) -> Filter | None:
 
     Returns a filter that matches a superset of `node` (None = no constraint). Conditions
     without an exact Milvus form (icontains; contains with LIKE wildcards) become "no
-    constraint", and so does any NOT above one of them.
+    constraint". `contains` and `ne`/`nin` differ from Python on values of other types
+    (Milvus answers false where Python says unknown), which is safe only outside NOT, so a
+    NOT above one of them is not pushed down either.
     """
     if node is None:
         return None
@@ -301,7 +307,7 @@ def pushdown(node: Filter | None) -> Filter | None:
         return node if exact else None
     if isinstance(node, Not):
         inner = pushdown(node.child)
-        return node if inner == node.child else None
+        return node if inner == node.child and _negatable(node.child) else None
     children = [pushdown(c) for c in node.children]
     if isinstance(node, Or):
         return None if any(c is None for c in children) else Or(tuple(children))
@@ -320,6 +326,15 @@ def _row_partition(user_id: str, agent_id: str, run_id: str) -> str:
     key = f"u:{user_id}" if user_id else (f"a:{agent_id}" if agent_id else f"r:{run_id}")
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     return partition_name(int.from_bytes(digest[:4], "big") % PARTITIONS)
+
+
+def _negatable(node: Filter) -> bool:
+    """Whether Milvus and Python agree on this subtree exactly, so NOT of it is safe."""
+    if isinstance(node, Condition):
+        return node.op in ("eq", "gt", "gte", "lt", "lte", "in", "exists")
+    if isinstance(node, Not):
+        return _negatable(node.child)
+    return all(_negatable(c) for c in node.children)
 
 
 def _truncate_utf8(text: str, limit: int) -> str:
