@@ -115,13 +115,13 @@ class MemoryCatalog:
 
     def list(
         self,
-        scope: Scope,
+        scope: Scope | None,
         *,
         include_superseded: bool = False,
         as_of: str | None = None,
         limit: int | None = None,
     ) -> list[MemoryRecord]:
-        """Rows inside a read scope, newest first."""
+        """Rows inside a read scope (None: all scopes), newest first."""
         where, params = _scope_where(scope)
         if as_of is not None:
             where += " AND created_at <= ? AND (superseded_at IS NULL OR superseded_at > ?)"
@@ -168,7 +168,9 @@ class MemoryCatalog:
         return [(r["id"], float(r["score"])) for r in rows]
 
 
-def _scope_where(scope: Scope) -> tuple[str, list[str]]:
+def _scope_where(scope: Scope | None) -> tuple[str, list[str]]:
+    if scope is None:  # every scope (export)
+        return "1", []
     ids = scope.ids()
     # Column names come from SCOPE_FIELDS only; values are parameters.
     return " AND ".join(f"{k} = ?" for k in ids if k in SCOPE_FIELDS), list(ids.values())

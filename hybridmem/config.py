@@ -137,7 +137,7 @@ class SearchConfig(_Strict):
 
     fusion: Literal["weighted", "rrf"] = "weighted"
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"vector": 0.5, "bm25": 0.25, "graph": 0.25}
+        default_factory=lambda: {"vector": 1.0, "bm25": 1.0, "graph": 1.0}
     )
     rrf_k: int = Field(default=60, ge=1)
     # Candidates taken from each signal before fusion, as a multiple of `limit`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from hybridmem.plan import EdgeRecord, MemoryRecord, iso
 from hybridmem.scope import Scope
 from hybridmem.search.retriever import Hit, Retriever
 from hybridmem.sqlitedb import Database
+from hybridmem.transfer import export_lines, import_plans
 from hybridmem.vector.milvus import MilvusVectorStore
 from hybridmem.writer import Writer
 
@@ -335,6 +337,41 @@ class Memory:
                 reason=edge.reason, memory_ids=list(edge.memory_ids),
             )
         return out
+
+    def export(
+        self, *, user_id: str | None = None, agent_id: str | None = None,
+        run_id: str | None = None, all_scopes: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """The scope's memories, entities and relations (incl. history) as JSON-ready
+        dicts, one per line of an export file; `all_scopes=True` exports everything."""
+        self._check_open()
+        scope = None if all_scopes else Scope.of(user_id, agent_id, run_id)
+        return export_lines(self._catalog, self._graph, scope)
+
+    def import_lines(self, lines: Iterable[dict[str, Any]],
+                     progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Load lines made by `export` (ids kept; texts embedded again). Each batch is a
+        journaled operation. `progress(n)` is called with the lines each batch carried.
+
+        Raises:
+            InvalidInputError: a line is not valid; nothing after it is written.
+        """
+        self._check_open()
+        counts = {"memories": 0, "entities": 0, "relations": 0}
+        for plan, n in import_plans(list(lines), embed=self._embedder.embed,
+                                    dims=self._embedder.dims):
+            op_id = self._journal.begin("import", {}, {})
+            plan.op_id = op_id
+            with self._writer.lock:
+                self._journal.set_plan(plan)
+                self._writer.apply(plan)
+            counts["memories"] += len(plan.memories)
+            counts["entities"] += len(plan.entities)
+            counts["relations"] += len(plan.edges)
+            if progress is not None:
+                progress(n)
+        self._snapshots.clear()
+        return counts
 
     def stats(self) -> dict[str, int]:
         """Row counts in each store (all scopes)."""

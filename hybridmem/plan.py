@@ -149,7 +149,7 @@ class WritePlan(BaseModel):
     """Every change one operation makes, decided before any engine is touched."""
 
     op_id: str
-    kind: Literal["add", "update", "delete", "delete_all"]
+    kind: Literal["add", "update", "delete", "delete_all", "import"]
     memories: list[MemoryWrite] = Field(default_factory=list)
     delete_memory_ids: list[str] = Field(default_factory=list)
     supersede: list[Supersession] = Field(default_factory=list)

@@ -57,7 +57,7 @@ CREATE INDEX IF NOT EXISTS memories_hash ON memories (hash, user_id, agent_id, r
 
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
     text, scope_tokens, content='memories', content_rowid='rowid',
-    tokenize='unicode61 remove_diacritics 2'
+    tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
     INSERT INTO memories_fts (rowid, text, scope_tokens)

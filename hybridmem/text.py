@@ -51,14 +51,15 @@ def relation_name(raw: str) -> str:
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
-# English function words that carry no retrieval signal. Pronouns stay out of this list on
-# purpose: "my"/"I" are how questions name the user.
+# English function words and pronouns: no BM25 signal (every statement of a user has
+# "I"/"my"). Entity spotting does not use this list: there "my" names the user.
 STOPWORDS = frozenset(
     """a an the is are was were be been being am do does did of to in on at for with by from
     and or but if then so as that this these those it its what which who whom whose when
     where why how there here than too very can could should would will shall may might must
     about into over under again further once just also only own same such no nor not any
-    both each few more most other some all""".split()  # noqa: SIM905 - a word list reads best as text
+    both each few more most other some all i me my mine myself you your yours we us our he
+    him his she her hers they them their""".split()  # noqa: SIM905 - a word list reads best as text
 )
 
 

@@ -314,6 +314,8 @@ class Writer:
                 self._journal.discard(op.id, force=True)
         elif op.kind == "delete_all":
             self.delete_all(op.id, scope)
+        else:  # an import batch that died before its plan was stored wrote nothing
+            self._journal.discard(op.id, force=True)
 
 
 # ---------------------------------------------------------------- helpers

@@ -78,8 +78,8 @@ class KuzuGraphStore:
         with self._lock:
             return self._exec(query, params).get_all()
 
-    def entities(self, scope: Scope) -> list[EntityRecord]:
-        """Entity nodes inside a read scope."""
+    def entities(self, scope: Scope | None) -> list[EntityRecord]:
+        """Entity nodes inside a read scope (None: all scopes)."""
         where, params = _scope_where("e", scope)
         rows = self._rows(f"MATCH (e:Entity) WHERE {where} RETURN {_ENTITY_RETURN}", params)
         return [_entity(r) for r in rows]
@@ -96,9 +96,10 @@ class KuzuGraphStore:
         return out
 
     def edges(
-        self, scope: Scope, *, include_invalid: bool = False, as_of: str | None = None
+        self, scope: Scope | None, *, include_invalid: bool = False, as_of: str | None = None
     ) -> list[EdgeRecord]:
-        """Relation edges inside a read scope: the current graph, or as it was at `as_of`."""
+        """Relation edges inside a read scope (None: all scopes): the current graph, or as
+        it was at `as_of`."""
         where, params = _scope_where("r", scope)
         if as_of is not None:
             where += (" AND r.created_at <= $as_of AND (r.invalidated_at IS NULL OR "
@@ -243,7 +244,9 @@ class KuzuGraphStore:
             self._db.close()
 
 
-def _scope_where(var: str, scope: Scope) -> tuple[str, dict[str, Any]]:
+def _scope_where(var: str, scope: Scope | None) -> tuple[str, dict[str, Any]]:
+    if scope is None:  # every scope (export, stats)
+        return "true", {}
     ids = scope.ids()
     where = " AND ".join(f"{var}.{field} = ${field}" for field in ids if field in SCOPE_FIELDS)
     return where, dict(ids)

@@ -22,7 +22,8 @@ Fusion (configurable, `SearchConfig.fusion`):
 - `weighted` (default): `score = sum_k w_k * n_k / sum_k w_k`, in [0, 1];
 - `rrf`: `score = sum_k w_k / (rrf_k + rank_k) / sum_k w_k / (rrf_k + 1)`, over the
   signals a hit has (rank_k is its 1-based rank by signal k), also in [0, 1].
-Ties break by kind (relation first), then by id, so the order is deterministic.
+Ties break by the hit's own evidence (its signals before absorbing), then by kind
+(relation first), then by id, so the order is deterministic.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Candidate:
     normalized: dict[str, float] = field(default_factory=dict)
     score: float = 0.0
     memory_ids: list[str] = field(default_factory=list)
+    # The hit's own normalised signals before it absorbed any memory: two relations from
+    # one memory share what they absorbed, and their own evidence tells them apart.
+    own: dict[str, float] = field(default_factory=dict)
+    own_score: float = 0.0
 
     def components(self) -> dict[str, dict[str, float]]:
         """Each signal's raw and normalised value (0 where the hit lacks the signal)."""
@@ -79,6 +84,7 @@ def absorb(candidates: list[Candidate]) -> list[Candidate]:
     memories = {c.id: c for c in candidates if c.kind == "memory"}
     absorbed: set[str] = set()
     for rel in candidates:
+        rel.own = dict(rel.normalized)
         if rel.kind != "relation":
             continue
         for memory_id in rel.memory_ids:
@@ -118,7 +124,10 @@ def fuse(
             c.score = sum(
                 weights.get(s, 0.0) / (rrf_k + ranks[s][c.id]) for s in SIGNALS if c.id in ranks[s]
             ) / best
-    candidates.sort(key=lambda c: (-round(c.score, 12), _tiebreak(c)))
+    for c in candidates:
+        own = sum(weights.get(s, 0.0) * c.own.get(s, 0.0) for s in SIGNALS)
+        c.own_score = own
+    candidates.sort(key=lambda c: (-round(c.score, 12), -round(c.own_score, 12), _tiebreak(c)))
     return candidates
 
 

@@ -86,8 +86,14 @@ class Retriever:
             )[0]:
                 memory(memory_id).raw["vector"] = cosine
         if "bm25" in signals:
-            for memory_id, score in self._catalog.lexical(scope, query, k * 2):
+            for memory_id, score in self._catalog.lexical(scope, query, k):
                 memory(memory_id).raw["bm25"] = score
+        if "vector" in signals:
+            # Lexical-only candidates get their real cosine too, so fusion compares like
+            # with like (one primary-key read from Milvus, no second ANN search).
+            missing = [c.id for c in candidates.values() if "vector" not in c.raw]
+            for memory_id, vector in self._vectors.vectors(missing).items():
+                candidates[memory_id].raw["vector"] = float(vector @ query_vector)
 
         graph = self._snapshots.get(scope) if ("graph" in signals or "bm25" in signals) else None
         edges: dict[str, EdgeRecord] = {}

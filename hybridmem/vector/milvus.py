@@ -196,14 +196,20 @@ class MilvusVectorStore:
     def count(self, scope: Scope | None = None) -> int:
         """Number of rows (inside a read scope, or in all)."""
         expr = scope_expression(scope) if scope else 'id != ""'
-        rows = self._client.query(self.collection, filter=expr, output_fields=["count(*)"])
+        rows = self._client.query(self.collection, filter=expr, output_fields=["count(*)"],
+                                  **self._strong())
         return int(rows[0]["count(*)"]) if rows else 0
 
     def ids(self, scope: Scope) -> set[str]:
         """Ids of every row inside a read scope (for consistency checks)."""
         rows = self._client.query(self.collection, filter=scope_expression(scope),
-                                  output_fields=["id"], limit=16384)
+                                  output_fields=["id"], limit=16384, **self._strong())
         return {r["id"] for r in rows}
+
+    def _strong(self) -> dict[str, Any]:
+        # Counts and consistency checks must see every acknowledged write; on a server the
+        # collection's default (Bounded) may not yet. Lite is always consistent.
+        return {} if self.is_lite else {"consistency_level": "Strong"}
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id."""

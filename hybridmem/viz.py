@@ -1,0 +1,54 @@
+"""Drawing a user's entity graph (matplotlib, optional): used by the CLI and the notebook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+
+from hybridmem.errors import ConfigError
+
+TYPE_COLOURS = {
+    "person": "#4C78A8", "place": "#F58518", "organization": "#54A24B", "animal": "#E45756",
+    "activity": "#72B7B2", "name": "#EECA3B", "thing": "#B279A2", "number": "#9D755D",
+}
+
+
+def draw(graph: nx.MultiDiGraph, path: str | Path | None = None, *, ax=None,
+         show_invalid: bool = True, seed: int = 7):
+    """Draw entities coloured by type, current relations solid, ended ones dashed.
+
+    Writes a picture to `path` (any matplotlib format: .png, .svg, .pdf) when given;
+    returns the matplotlib Axes.
+    """
+    try:
+        import matplotlib
+
+        if path is not None and ax is None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ConfigError("drawing needs matplotlib: pip install 'hybridmem[viz]'") from exc
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 6.5))
+    positions = nx.spring_layout(nx.Graph(graph), seed=seed, k=1.2) if len(graph) else {}
+    colours = [TYPE_COLOURS.get(graph.nodes[n].get("type"), "#BAB0AC") for n in graph.nodes]
+    nx.draw_networkx_nodes(graph, positions, ax=ax, node_color=colours, node_size=900,
+                           alpha=0.9)
+    nx.draw_networkx_labels(graph, positions, ax=ax, font_size=9,
+                            labels={n: d.get("name", n) for n, d in graph.nodes(data=True)})
+    for valid in (True, False):
+        if not valid and not show_invalid:
+            continue
+        edges = [(u, v) for u, v, d in graph.edges(data=True) if d.get("valid", True) == valid]
+        nx.draw_networkx_edges(graph, positions, edgelist=edges, ax=ax, arrows=True,
+                               style="solid" if valid else "dashed",
+                               edge_color="#333333" if valid else "#AAAAAA",
+                               node_size=900, connectionstyle="arc3,rad=0.08")
+    labels = {(u, v): d["relation"] for u, v, d in graph.edges(data=True)
+              if show_invalid or d.get("valid", True)}
+    nx.draw_networkx_edge_labels(graph, positions, edge_labels=labels, ax=ax, font_size=8)
+    ax.set_axis_off()
+    if path is not None:
+        ax.figure.savefig(path, bbox_inches="tight", dpi=120)
+    return ax
