@@ -41,13 +41,20 @@ def draw(graph: nx.MultiDiGraph, path: str | Path | None = None, *, ax=None,
         if not valid and not show_invalid:
             continue
         edges = [(u, v) for u, v, d in graph.edges(data=True) if d.get("valid", True) == valid]
+        # Ended edges bend the other way so they do not hide under the current ones.
         nx.draw_networkx_edges(graph, positions, edgelist=edges, ax=ax, arrows=True,
                                style="solid" if valid else "dashed",
                                edge_color="#333333" if valid else "#AAAAAA",
-                               node_size=900, connectionstyle="arc3,rad=0.08")
-    labels = {(u, v): d["relation"] for u, v, d in graph.edges(data=True)
-              if show_invalid or d.get("valid", True)}
-    nx.draw_networkx_edge_labels(graph, positions, edge_labels=labels, ax=ax, font_size=8)
+                               node_size=900,
+                               connectionstyle=f"arc3,rad={0.08 if valid else -0.3}")
+    labels: dict[tuple[str, str], list[str]] = {}
+    for u, v, d in graph.edges(data=True):
+        if d.get("valid", True):
+            labels.setdefault((u, v), []).insert(0, d["relation"])
+        elif show_invalid:
+            labels.setdefault((u, v), []).append(f"({d['relation']}, ended)")
+    nx.draw_networkx_edge_labels(graph, positions, ax=ax, font_size=8,
+                                 edge_labels={k: "\n".join(v) for k, v in labels.items()})
     ax.set_axis_off()
     if path is not None:
         ax.figure.savefig(path, bbox_inches="tight", dpi=120)

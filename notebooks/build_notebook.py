@@ -1,0 +1,106 @@
+"""Writes explore_graph.ipynb (outputs are made by running it; CI does, with nbclient).
+
+Kept as code so the notebook's cells are reviewed like code: `python notebooks/build_notebook.py`.
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+cells = [
+    new_markdown_cell("""# Exploring a user's entity graph with hybridmem
+
+Everything here runs offline on the embedded default: Milvus Lite for facts, Kuzu for the
+entity graph, the local MiniLM embedder and the rules extractor. We build a small memory
+for two users, look at ranked search results with their score components, draw a user's
+graph, and follow a conflict through its history."""),
+    new_code_cell("""import os
+import tempfile
+
+import pandas as pd
+from hybridmem import Memory
+
+# A throwaway store unless HYBRIDMEM_HOME points somewhere.
+data_dir = os.environ.get("HYBRIDMEM_HOME") or tempfile.mkdtemp(prefix="hybridmem-nb-")
+memory = Memory.from_config({"data_dir": data_dir})
+print("store:", memory.data_dir)"""),
+    new_markdown_cell("## Two users, two walls\nAlice tells the article's seven statements; "
+                      "Bob tells a few of his own. Each `add` returns what the graph learned."),
+    new_code_cell("""alice = [
+    "I enjoy hiking",
+    "I like badminton",
+    "I dislike badminton",
+    "My friend John has a dog named Tommy",
+    "My name is Alice",
+    "John and Harry both enjoy hiking",
+    "My friend Peter is Spider-Man",
+]
+bob = ["My name is Bob", "I live in Oslo", "My sister Ana works at Acme", "I love jazz"]
+for user, statements in (("alice", alice), ("bob", bob)):
+    memory.delete_all(user_id=user)
+    for text in statements:
+        result = memory.add(text, user_id=user)
+        learned = [f"{r['source']} -{r['relationship']}-> {r['target']}"
+                   for r in result["relations"]["added_entities"]]
+        ended = [f"{r['source']} -{r['relationship']}-> {r['target']}"
+                 for r in result["relations"]["deleted_entities"]]
+        print(f"{user:5} + {text!r:42} {learned}" + (f"  ended {ended}" if ended else ""))"""),
+    new_markdown_cell("## One ranked list, explained\nMemories and relations compete on one "
+                      "fused score; each hit carries its `vector`, `bm25` and `graph` "
+                      "components (raw and normalised) and its provenance."),
+    new_code_cell("""def ranked(query, user, limit=5):
+    rows = []
+    for hit in memory.search(query, user_id=user, limit=limit)["results"]:
+        c = hit["score_components"]
+        rows.append({"score": hit["score"], "type": hit["type"], "text": hit["memory"],
+                     "vector": c["vector"]["normalized"], "bm25": c["bm25"]["normalized"],
+                     "graph": c["graph"]["normalized"],
+                     "memory ids": len(hit["provenance"]["memory_ids"])})
+    return pd.DataFrame(rows)
+
+ranked("What is my name?", "alice")"""),
+    new_code_cell('ranked("Who is Spider-Man?", "alice")'),
+    new_code_cell('ranked("Do I like badminton?", "alice")'),
+    new_markdown_cell("## Alice's graph\nColours by entity type; set `SHOW_INVALID` to see "
+                      "ended relations as dashed edges."),
+    new_code_cell("""from hybridmem.viz import draw
+
+SHOW_INVALID = True
+graph = memory.graph(user_id="alice", include_invalid=SHOW_INVALID)
+print(graph.number_of_nodes(), "entities,", graph.number_of_edges(), "relations")
+draw(graph, show_invalid=SHOW_INVALID);"""),
+    new_markdown_cell("## A conflict and its history\n\"I dislike badminton\" ended \"likes "
+                      "badminton\": the edge is kept as history with its reason, and the "
+                      "memory behind it is superseded (out of search, still in `history`)."),
+    new_code_cell("""relations = pd.DataFrame(memory.get_all(user_id="alice", include_invalid=True)["relations"])
+relations[["source", "relationship", "target", "valid", "reason"]]"""),
+    new_code_cell("""stale = relations[~relations["valid"]].iloc[0]
+pd.DataFrame(memory.history(stale["memory_ids"][0]))[["event", "old_memory", "new_memory", "created_at"]]"""),
+    new_markdown_cell("## Bob's graph is his own"),
+    new_code_cell("""bob_graph = memory.graph(user_id="bob")
+assert not set(bob_graph.nodes) & set(memory.graph(user_id="alice").nodes)
+draw(bob_graph);"""),
+    new_markdown_cell("## Interactive view\nIf `pyvis` is installed, write an HTML page you "
+                      "can pan and zoom."),
+    new_code_cell("""try:
+    from pyvis.network import Network
+except ImportError:
+    print("pyvis is not installed: pip install pyvis for an interactive HTML view")
+else:
+    net = Network(directed=True, height="500px", cdn_resources="in_line")
+    for node, data in graph.nodes(data=True):
+        net.add_node(node, label=data["name"], title=data["type"])
+    for source, target, data in graph.edges(data=True):
+        net.add_edge(source, target, label=data["relation"], dashes=not data["valid"])
+    html_path = os.path.join(data_dir, "alice_graph.html")
+    net.write_html(html_path)
+    print("wrote", html_path)"""),
+    new_code_cell("memory.close()"),
+]
+
+notebook = new_notebook(cells=cells, metadata={
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+})
+nbformat.write(notebook, Path(__file__).with_name("explore_graph.ipynb"))
