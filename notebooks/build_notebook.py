@@ -19,6 +19,7 @@ graph, and follow a conflict through its history."""),
 import tempfile
 
 import pandas as pd
+
 from hybridmem import Memory
 
 # A throwaway store unless HYBRIDMEM_HOME points somewhere.
@@ -73,10 +74,12 @@ draw(graph, show_invalid=SHOW_INVALID);"""),
     new_markdown_cell("## A conflict and its history\n\"I dislike badminton\" ended \"likes "
                       "badminton\": the edge is kept as history with its reason, and the "
                       "memory behind it is superseded (out of search, still in `history`)."),
-    new_code_cell("""relations = pd.DataFrame(memory.get_all(user_id="alice", include_invalid=True)["relations"])
+    new_code_cell("""everything = memory.get_all(user_id="alice", include_invalid=True)
+relations = pd.DataFrame(everything["relations"])
 relations[["source", "relationship", "target", "valid", "reason"]]"""),
     new_code_cell("""stale = relations[~relations["valid"]].iloc[0]
-pd.DataFrame(memory.history(stale["memory_ids"][0]))[["event", "old_memory", "new_memory", "created_at"]]"""),
+history = pd.DataFrame(memory.history(stale["memory_ids"][0]))
+history[["event", "old_memory", "new_memory", "created_at"]]"""),
     new_markdown_cell("## Bob's graph is his own"),
     new_code_cell("""bob_graph = memory.graph(user_id="bob")
 assert not set(bob_graph.nodes) & set(memory.graph(user_id="alice").nodes)

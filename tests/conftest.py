@@ -27,6 +27,26 @@ def uid() -> str:
     return f"user-{uuid.uuid4().hex[:10]}"
 
 
+# The article's Practice 2 statements, as printed there (with its non-breaking hyphen).
+PRACTICE_2 = [
+    "I enjoy hiking",
+    "I like badminton",
+    "I dislike badminton",
+    "My friend John has a dog named Tommy",
+    "My name is Alice",
+    "John and Harry both enjoy hiking",
+    "My friend Peter is Spider\u2011Man",
+]
+
+
+@pytest.fixture
+def alice(shared_memory: Memory, uid: str) -> str:
+    """A fresh user who told the seven Practice 2 statements."""
+    for text in PRACTICE_2:
+        shared_memory.add(text, user_id=uid)
+    return uid
+
+
 @pytest.fixture
 def fresh_memory(tmp_path: Path) -> Iterator[Memory]:
     """A Memory of its own, in a temporary data dir."""

@@ -8,31 +8,13 @@ import textwrap
 import time
 
 import networkx as nx
-import pytest
 
 from hybridmem import Memory, MemoryConfig
-
-PRACTICE_2 = [
-    "I enjoy hiking",
-    "I like badminton",
-    "I dislike badminton",
-    "My friend John has a dog named Tommy",
-    "My name is Alice",
-    "John and Harry both enjoy hiking",
-    "My friend Peter is Spider\u2011Man",  # the article's non-breaking hyphen
-]
 
 
 def current(memory: Memory, **scope) -> set[tuple[str, str, str]]:
     return {(r["source"], r["relationship"], r["target"])
             for r in memory.get_all(**scope)["relations"]}
-
-
-@pytest.fixture
-def alice(shared_memory, uid):
-    for text in PRACTICE_2:
-        shared_memory.add(text, user_id=uid)
-    return uid
 
 
 def test_practice_2_current_graph(shared_memory, alice):

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import itertools
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hybridmem.schemas import load_schema
 from hybridmem.search.merger import Candidate, fuse
-from tests.test_graph import PRACTICE_2
 
 WEIGHTS = {"vector": 1.0, "bm25": 1.0, "graph": 1.0}
-
-
-@pytest.fixture
-def alice(shared_memory, uid):
-    for text in PRACTICE_2:
-        shared_memory.add(text, user_id=uid)
-    return uid
 
 
 def test_what_is_my_name(shared_memory, alice):
@@ -49,7 +43,9 @@ def test_do_i_like_badminton(shared_memory, alice):
 
 
 def test_results_are_one_list_of_both_kinds(shared_memory, alice):
-    hits = shared_memory.search("Who has a dog?", user_id=alice, limit=10)["results"]
+    result = shared_memory.search("Who has a dog?", user_id=alice, limit=10)
+    jsonschema.validate(result, load_schema("search_result"))
+    hits = result["results"]
     assert {h["type"] for h in hits} == {"memory", "relation"}
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)

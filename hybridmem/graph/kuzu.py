@@ -12,6 +12,7 @@ part runs in one explicit transaction.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,11 @@ class KuzuGraphStore:
         with self._lock:
             statement = self._prepared.get(query)
             if statement is None:
-                statement = self._prepared[query] = self._conn.prepare(query)
+                with warnings.catch_warnings():
+                    # Kuzu 0.11.3 (its final release) deprecates prepare() but keeps it;
+                    # reusing statements saves ~0.7 ms each.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    statement = self._prepared[query] = self._conn.prepare(query)
             return self._conn.execute(statement, params or {})
 
     def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:

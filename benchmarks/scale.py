@@ -1,0 +1,132 @@
+"""Scale: add throughput, search latency, memory and disk for one user at growing size.
+
+One user grows to 1k, 10k and 100k memories (verbatim adds, hash embedder, so the engines
+are what is measured); at each size: bulk add rows/s (500 messages per add), single-add
+p50/p95, search p50/p95 (the whole path, limit 10) beside the floor (exact numpy top-10
+over the same vectors, same embedder), process RSS and the data dir's size, and how each
+grows per 10x. The local MiniLM embedder's own cost per text is measured apart.
+
+Run: `python benchmarks/scale.py [--sizes 1000 10000 100000] [--queries 100]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import percentiles, synthetic_statements, table  # noqa: E402
+from hybridmem import Memory, MemoryConfig  # noqa: E402
+from hybridmem.embed.hashing import HashEmbedder  # noqa: E402
+
+BATCH = 500
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (MiB)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def disk_mb(path: Path) -> float:
+    """Bytes under a directory (MiB)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def local_embedder_cost() -> tuple[float, float]:
+    """ms per text of the local model at batch 1 and batch 64."""
+    from hybridmem.embed.local import LocalEmbedder
+
+    embedder = LocalEmbedder()
+    texts = synthetic_statements(128, seed=99)
+    embedder.embed(texts[:8])
+    t0 = time.perf_counter()
+    for text in texts[:64]:
+        embedder.embed([text])
+    single = (time.perf_counter() - t0) / 64
+    t0 = time.perf_counter()
+    embedder.embed(texts[:64])
+    embedder.embed(texts[64:128])
+    batched = (time.perf_counter() - t0) / 128
+    return single * 1000, batched * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Grow one user's store and print the figures at each size."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=100)
+    args = parser.parse_args(argv)
+    texts = synthetic_statements(max(args.sizes), seed=5)
+    embedder = HashEmbedder(384)
+    queries = synthetic_statements(args.queries, seed=77)
+    rows, raw = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = MemoryConfig(data_dir=tmp, embedder={"provider": "hash"})
+        with Memory(config) as memory:
+            loaded = 0
+            vectors: list[np.ndarray] = []
+            for size in sorted(args.sizes):
+                t0 = time.perf_counter()
+                for start in range(loaded, size, BATCH):
+                    chunk = texts[start : min(size, start + BATCH)]
+                    memory.add(chunk, user_id="scale", infer=False)
+                    vectors.append(embedder.embed(chunk))
+                bulk = (size - loaded) / (time.perf_counter() - t0)
+                loaded = size
+                single = []
+                for i in range(50):
+                    t0 = time.perf_counter()
+                    memory.add(f"single add {size}-{i} about sailing", user_id="probe",
+                               infer=False)
+                    single.append(time.perf_counter() - t0)
+                matrix = np.vstack(vectors)
+                for q in queries[:5]:
+                    memory.search(q, user_id="scale", limit=10)
+                full, floor = [], []
+                for q in queries:
+                    t0 = time.perf_counter()
+                    memory.search(q, user_id="scale", limit=10)
+                    full.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    qv = embedder.embed([q])[0]
+                    np.argpartition(-(matrix @ qv), 10)[:10]
+                    floor.append(time.perf_counter() - t0)
+                figures = {"size": size, "bulk": bulk, "single": percentiles(single),
+                           "search": percentiles(full), "floor": percentiles(floor),
+                           "rss": rss_mb(), "disk": disk_mb(Path(tmp))}
+                raw.append(figures)
+                print(f"  measured {size:,}", file=sys.stderr)
+    for f in raw:
+        rows.append([
+            f"{f['size']:,}", f"{f['bulk']:.0f}", "{:.1f} / {:.1f}".format(*f["single"]),
+            "{:.1f} / {:.1f}".format(*f["search"]), "{:.2f} / {:.2f}".format(*f["floor"]),
+            f"{f['search'][0] / f['floor'][0]:.0f}x", f"{f['rss']:.0f}", f"{f['disk']:.0f}",
+        ])
+    print("one user; verbatim adds; hash embedder; times in ms (p50 / p95)")
+    print(table(["memories", "bulk add rows/s", "single add", "search", "floor (numpy)",
+                 "search/floor", "RSS MiB", "disk MiB"], rows))
+    for a, b in zip(raw, raw[1:], strict=False):
+        growth = b["size"] / a["size"]
+        print(f"{a['size']:,} -> {b['size']:,} (x{growth:.0f}): search p50 "
+              f"x{b['search'][0] / a['search'][0]:.2f}, single add p50 "
+              f"x{b['single'][0] / a['single'][0]:.2f}, bulk rows/s "
+              f"x{b['bulk'] / a['bulk']:.2f}, RSS x{b['rss'] / a['rss']:.2f}, "
+              f"disk x{b['disk'] / a['disk']:.2f}")
+    single, batched = local_embedder_cost()
+    print(f"local MiniLM embedder (not in the figures above): {single:.1f} ms per text at "
+          f"batch 1, {batched:.2f} ms per text at batch 64")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
