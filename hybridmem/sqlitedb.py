@@ -144,16 +144,6 @@ class Database:
         with self.lock:
             return self.conn.execute(sql, params).fetchall()
 
-    def get_meta(self, key: str) -> str | None:
-        """A value of the meta table."""
-        rows = self.read("SELECT value FROM meta WHERE key = ?", (key,))
-        return rows[0]["value"] if rows else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Set a value of the meta table."""
-        with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
     def close(self) -> None:
         """Close the connection."""
         with self.lock:

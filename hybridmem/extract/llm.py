@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hybridmem.extract.base import SELF, ExtractedRelation, Extraction, Message
+from hybridmem.extract.base import ENTITY_TYPES, SELF, ExtractedRelation, Extraction, Message
 from hybridmem.llm import JSONChat
 from hybridmem.schemas import load_schema
 from hybridmem.text import clean_text, relation_name
@@ -16,8 +16,7 @@ Return:
   personal details, people in the user's life, plans). One fact per sentence, written from
   the user's perspective ("I enjoy hiking"). Skip greetings, questions and small talk.
 - entities: every person, place, organization, animal, activity or thing the facts name,
-  with a lowercase type (person, place, organization, animal, activity, thing, name, event,
-  date, number, concept, other).
+  with a lowercase type (one of: {", ".join(ENTITY_TYPES)}).
 - relations: (source, relation, target) triples the facts state. Refer to the user as
   "{USER_PLACEHOLDER}". relation is lower snake case, e.g. name, likes, dislikes, enjoys,
   lives_in, works_at, is_from, friend, sister, has_dog, is. fact_index is the index of the

@@ -119,21 +119,6 @@ class KuzuGraphStore:
         )
         return [_edge(r) for r in rows]
 
-    def active_edges_touching(self, entity_ids: Iterable[str]) -> list[EdgeRecord]:
-        """Active edges with either end among `entity_ids` (the conflict neighbourhood)."""
-        found: dict[str, EdgeRecord] = {}
-        for entity_id in set(entity_ids):
-            for query in (
-                "MATCH (s:Entity {id: $id})-[r:Relation]->(t:Entity) WHERE r.valid "
-                f"RETURN {_EDGE_RETURN}",
-                "MATCH (s:Entity)-[r:Relation]->(t:Entity {id: $id}) WHERE r.valid "
-                f"RETURN {_EDGE_RETURN}",
-            ):
-                for row in self._rows(query, {"id": entity_id}):
-                    edge = _edge(row)
-                    found[edge.id] = edge
-        return list(found.values())
-
     def edges_supported_by(self, scope: Scope, memory_ids: Iterable[str]) -> list[EdgeRecord]:
         """Edges (current or not) inside a scope that list any of `memory_ids` as support."""
         where, params = _scope_where("r", scope)

@@ -156,12 +156,6 @@ class GraphSnapshots:
                 stamp = self._stamp(cached_scope)
                 self._cache[cached_scope] = (stamp, fresh if fresh is not None else graph)
 
-    def invalidate(self, scope: Scope) -> None:
-        """Note a write to rows with these ids (cached graphs of them reload)."""
-        with self._lock:
-            for item in scope.ids().items():
-                self._versions[item] = self._versions.get(item, 0) + 1
-
     def clear(self) -> None:
         """Forget everything (after `reset`)."""
         with self._lock:
