@@ -113,7 +113,11 @@ class Writer:
             relations = []
         hashes = [text_hash(t) for t in texts]
         existing = self._catalog.ids_by_hash(scope, hashes)
-        fresh = [i for i, h in enumerate(hashes) if h not in existing and h not in hashes[:i]]
+        fresh, seen = [], set(existing)
+        for i, h in enumerate(hashes):  # texts that need a vector: new, first of their hash
+            if h not in seen:
+                seen.add(h)
+                fresh.append(i)
         names = self._planner.names_to_embed(scope, relations) if relations else []
         batch = [texts[i] for i in fresh] + names
         matrix = self._embedder.embed(batch) if batch else np.zeros((0, 1), np.float32)
