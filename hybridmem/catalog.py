@@ -102,15 +102,18 @@ class MemoryCatalog:
     def ids_by_hash(self, scope: Scope, hashes: Iterable[str]) -> dict[str, str]:
         """hash -> id of current memories with exactly this scope."""
         row = scope.as_row()
+        wanted = list(set(hashes))
         out: dict[str, str] = {}
-        for h in set(hashes):
-            found = self._db.read(
-                "SELECT id FROM memories WHERE hash = ? AND user_id = ? AND agent_id = ? "
-                "AND run_id = ? AND superseded_at IS NULL LIMIT 1",
-                (h, row["user_id"], row["agent_id"], row["run_id"]),
-            )
-            if found:
-                out[h] = found[0]["id"]
+        for start in range(0, len(wanted), 500):  # one query per 500 hashes, not per hash
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for found in self._db.read(
+                f"SELECT hash, min(id) AS id FROM memories WHERE hash IN ({marks}) "
+                "AND user_id = ? AND agent_id = ? AND run_id = ? AND superseded_at IS NULL "
+                "GROUP BY hash",
+                [*chunk, row["user_id"], row["agent_id"], row["run_id"]],
+            ):
+                out[found["hash"]] = found["id"]
         return out
 
     def list(

@@ -59,8 +59,16 @@ class ScopeGraph:
 
     def exact(self, scope: Scope) -> list[EntityRecord]:
         """The entities written with exactly this scope's ids."""
-        row = scope.as_row()
-        return [e for e in self.entities if e.model_dump(include=set(row)) == row]
+        return self._by_exact_scope.get((scope.user_id or "", scope.agent_id or "",
+                                         scope.run_id or ""), [])
+
+    @cached_property
+    def _by_exact_scope(self) -> dict[tuple[str, str, str], list[EntityRecord]]:
+        # An add asks for its exact scope's entities several times; group them once.
+        out: dict[tuple[str, str, str], list[EntityRecord]] = {}
+        for e in self.entities:
+            out.setdefault((e.user_id, e.agent_id, e.run_id), []).append(e)
+        return out
 
     def text(self, edge: EdgeRecord) -> str:
         """The edge as a sentence, with the ends' current names."""

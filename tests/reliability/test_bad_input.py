@@ -29,8 +29,8 @@ REFUSED = [
     ("message list of ints", dict(messages=[1, 2])),
     ("content not text", dict(messages=[{"role": "user", "content": {"a": 1}}])),
     ("unknown role", dict(messages=[{"role": "root", "content": "hi"}])),
-    ("deep metadata", dict(messages="ok text", metadata=json.loads("[" * 20 + "]" * 20)
-                           and {"a": json.loads('{"b":' * 12 + "1" + "}" * 12)})),
+    ("deep metadata", dict(messages="ok text",
+                           metadata={"a": json.loads('{"b":' * 12 + "1" + "}" * 12)})),
     ("metadata with a set", dict(messages="ok text", metadata={"s": {1, 2}})),
     ("metadata with bytes", dict(messages="ok text", metadata={"b": b"x"})),
     ("metadata not a dict", dict(messages="ok text", metadata=["a"])),
