@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -97,7 +99,22 @@ class Memory:
             embedder=self._embedder, vectors=self._vectors, catalog=self._catalog,
             graph_store=self._graph, snapshots=self._snapshots, config=config.search,
         )
-        self.recovered = self._writer.recover()
+        # Closing needs Milvus Lite's gRPC server, whose worker pool concurrent.futures
+        # shuts down when the interpreter exits, before atexit handlers run, and a flush
+        # sent after that (or from __del__ during finalization) waits forever. So the
+        # finalizer runs at the first exit hook (see _close_before_exit), or when the
+        # Memory is garbage collected; never from __del__.
+        self._finalizer = weakref.finalize(
+            self, _close_stores, self._writer.lock, self._vectors, self._graph, self._db,
+            self._lock,
+        )
+        self._finalizer.atexit = False
+        _close_before_exit(self._finalizer)
+        try:
+            self.recovered = self._writer.recover()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def from_config(cls, config_dict: dict[str, Any] | None) -> Memory:
@@ -407,15 +424,15 @@ class Memory:
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Flush and close every store and release the data directory (idempotent)."""
+        """Flush and close every store and release the data directory (idempotent).
+
+        Called for you at interpreter exit and when the Memory is garbage collected, but
+        `with Memory() as m:` (or an explicit `close()`) releases the directory at once.
+        """
         if self._closed:
             return
         self._closed = True
-        with self._writer.lock:
-            _quietly(self._vectors.close)
-            _quietly(self._graph.close)
-            _quietly(self._db.close)
-            self._lock.release()
+        self._finalizer()  # a finalizer runs once; the exit hook then finds it dead
 
     def _check_open(self) -> None:
         if self._closed:
@@ -427,9 +444,40 @@ class Memory:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
-        with contextlib.suppress(Exception):
-            self.close()
+
+
+# How long closing waits for a write still running in another thread before it gives up
+# on the engines (the journal finishes that write on the next open).
+CLOSE_WAIT_SECONDS = 30.0
+
+
+def _close_before_exit(close: Callable[[], Any]) -> None:
+    # threading._register_atexit (CPython's hook for concurrent.futures) runs its
+    # callbacks last-registered-first before worker pools stop, so this one runs while
+    # Milvus Lite still answers. atexit is the fallback where the hook does not exist.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(close)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            pass
+    atexit.register(close)
+
+
+def _close_stores(write_lock: threading.RLock, *stores_then_lock: Any) -> None:
+    """Close the engines, then release the data-dir lock; never raises."""
+    *stores, dir_lock = stores_then_lock
+    if write_lock.acquire(timeout=CLOSE_WAIT_SECONDS):
+        try:
+            for store in stores:
+                _quietly(store.close)
+        finally:
+            write_lock.release()
+    else:
+        log.warning("a write was still running after %.0f s; closing without flushing "
+                    "(the journal finishes it on the next open)", CLOSE_WAIT_SECONDS)
+    dir_lock.release()
 
 
 def _quietly(fn) -> None:
