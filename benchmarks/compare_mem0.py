@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import NAMES, percentiles, synthetic_statements, table  # noqa: E402
 from hybridmem import Memory  # noqa: E402
 from hybridmem.demo import STATEMENTS  # noqa: E402
-from hybridmem.extract import SELF, Message, RulesExtractor  # noqa: E402
+from hybridmem.providers.extract import SELF, Message, RulesExtractor  # noqa: E402
 from tests.fake_openai import FakeOpenAI, Reply, content_reply, tool_reply  # noqa: E402
 
 ARTICLE = STATEMENTS
@@ -57,7 +57,7 @@ class Recorder:
 
         from tokenizers import BertWordPieceTokenizer
 
-        vocab = resources.files("hybridmem.embed") / "data" / "minilm-vocab.txt"
+        vocab = resources.files("hybridmem.providers.embed") / "data" / "minilm-vocab.txt"
         self._tok = BertWordPieceTokenizer(str(vocab), lowercase=True)
         self.latency = latency
         self.truth = {s: RulesExtractor().extract([Message("user", s)]) for s in statements}

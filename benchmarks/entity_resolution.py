@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import table  # noqa: E402
-from hybridmem.embed.local import LocalEmbedder  # noqa: E402
+from hybridmem.providers.embed.local import LocalEmbedder  # noqa: E402
 
 SAME = [
     ("hiking", "Hiking"), ("hiking", "hikes"), ("rock climbing", "rock-climbing"),

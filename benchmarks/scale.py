@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import percentiles, synthetic_statements, table  # noqa: E402
 from hybridmem import Memory, MemoryConfig  # noqa: E402
-from hybridmem.embed.hashing import HashEmbedder  # noqa: E402
+from hybridmem.providers.embed.hashing import HashEmbedder  # noqa: E402
 
 BATCH = 500
 
@@ -44,7 +44,7 @@ def disk_mb(path: Path) -> float:
 
 def local_embedder_cost() -> tuple[float, float]:
     """ms per text of the local model at batch 1 and batch 64."""
-    from hybridmem.embed.local import LocalEmbedder
+    from hybridmem.providers.embed.local import LocalEmbedder
 
     embedder = LocalEmbedder()
     texts = synthetic_statements(128, seed=99)

@@ -236,3 +236,40 @@ def _order(actual: Any, op: str, want: Any) -> bool | None:
     if op == "lt":
         return actual < want
     return actual <= want
+
+
+def pushdown(node: Filter | None) -> Filter | None:
+    """The part of a filter Milvus can evaluate exactly; the rest is checked in Python.
+
+    Returns a filter that matches a superset of `node` (None = no constraint). Conditions
+    without an exact Milvus form (icontains; contains with LIKE wildcards) become "no
+    constraint". `contains` and `ne`/`nin` differ from Python on values of other types
+    (Milvus answers false where Python says unknown), which is safe only outside NOT, so a
+    NOT above one of them is not pushed down either.
+    """
+    if node is None:
+        return None
+    if isinstance(node, Condition):
+        exact = node.op != "icontains" and not (
+            node.op == "contains" and any(ch in node.value for ch in "%_\\")
+        )
+        return node if exact else None
+    if isinstance(node, Not):
+        inner = pushdown(node.child)
+        return node if inner == node.child and _negatable(node.child) else None
+    children = [pushdown(c) for c in node.children]
+    if isinstance(node, Or):
+        return None if any(c is None for c in children) else Or(tuple(children))
+    kept = tuple(c for c in children if c is not None)
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else And(kept)
+
+
+def _negatable(node: Filter) -> bool:
+    """Whether Milvus and Python agree on this subtree exactly, so NOT of it is safe."""
+    if isinstance(node, Condition):
+        return node.op in ("eq", "gt", "gte", "lt", "lte", "in", "exists")
+    if isinstance(node, Not):
+        return _negatable(node.child)
+    return all(_negatable(c) for c in node.children)

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from hybridmem.errors import InvalidInputError
-from hybridmem.extract.base import Message
+from hybridmem.providers.extract.base import Message
 
 ROLES = ("user", "assistant", "system", "tool", "human", "ai")
 MAX_LIMIT = 10_000

@@ -13,17 +13,9 @@ from typing import Any
 
 import networkx as nx
 
-from hybridmem.catalog import MemoryCatalog
 from hybridmem.config import MemoryConfig
-from hybridmem.embed import create_embedder
 from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError, ProviderError
-from hybridmem.extract import create_extractor
 from hybridmem.filters import matches, parse_filters
-from hybridmem.graph.conflicts import LLMConflictJudge
-from hybridmem.graph.kuzu import KuzuGraphStore
-from hybridmem.graph.planner import GraphPlanner
-from hybridmem.graph.render import render
-from hybridmem.graph.snapshot import GraphSnapshots
 from hybridmem.inputs import (
     check_limit,
     check_memory_id,
@@ -33,16 +25,24 @@ from hybridmem.inputs import (
     check_threshold,
     parse_messages,
 )
-from hybridmem.journal import Journal
-from hybridmem.llm import JSONChat
-from hybridmem.lock import DataDirLock
-from hybridmem.plan import EdgeRecord, MemoryRecord, iso
+from hybridmem.providers.chat import JSONChat
+from hybridmem.providers.embed import create_embedder
+from hybridmem.providers.extract import create_extractor
+from hybridmem.read.render import render
+from hybridmem.read.retriever import Hit, Retriever
+from hybridmem.read.snapshot import GraphSnapshots
+from hybridmem.records import EdgeRecord, MemoryRecord, iso
 from hybridmem.scope import Scope
-from hybridmem.search.retriever import Hit, Retriever
-from hybridmem.sqlitedb import Database
-from hybridmem.transfer import export_lines, import_plans
-from hybridmem.vector.milvus import MilvusVectorStore
-from hybridmem.writer import Writer
+from hybridmem.stores.catalog import MemoryCatalog
+from hybridmem.stores.journal import Journal
+from hybridmem.stores.kuzu import KuzuGraphStore
+from hybridmem.stores.lock import DataDirLock
+from hybridmem.stores.milvus import MilvusVectorStore
+from hybridmem.stores.sqlite import Database
+from hybridmem.write.conflicts import LLMConflictJudge
+from hybridmem.write.planner import GraphPlanner
+from hybridmem.write.transfer import export_lines, import_plans
+from hybridmem.write.writer import Writer
 
 log = logging.getLogger(__name__)
 

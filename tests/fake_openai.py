@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridmem.embed.hashing import HashEmbedder
+from hybridmem.providers.embed.hashing import HashEmbedder
 
 
 @dataclass

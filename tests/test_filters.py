@@ -9,9 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hybridmem.filters import And, Condition, Not, Or, matches, parse_filters
+from hybridmem.filters import And, Condition, Not, Or, matches, parse_filters, pushdown
 from hybridmem.scope import Scope
-from hybridmem.vector.milvus import pushdown
 
 KEYS = ["k", "n", "s", "tags"]
 VALUES = st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", "ab", "B", "a%b", "é"]),

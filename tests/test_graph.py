@@ -214,7 +214,7 @@ def test_graph_db_held_by_another_process(tmp_path):
 
 def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
     """Writes patch the cached scope graph; it must equal what Kuzu holds."""
-    from hybridmem.graph.snapshot import ScopeGraph
+    from hybridmem.read.snapshot import ScopeGraph
     from hybridmem.scope import Scope
 
     scope = Scope.of(uid)

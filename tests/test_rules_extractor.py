@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hybridmem.extract import SELF, Message, RulesExtractor
+from hybridmem.providers.extract import SELF, Message, RulesExtractor
 
 
 def triples(text: str) -> set[tuple[str, str, str, bool]]:

@@ -6,11 +6,11 @@ import itertools
 
 import jsonschema
 import pytest
+from hybridmem.schemas import load_schema
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hybridmem.schemas import load_schema
-from hybridmem.search.merger import Candidate, fuse
+from hybridmem.read.merger import Candidate, fuse
 
 WEIGHTS = {"vector": 1.0, "bm25": 1.0, "graph": 1.0}
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridmem import Memory
-from hybridmem.extract import Message, RulesExtractor
+from hybridmem.providers.extract import Message, RulesExtractor
 from hybridmem.scope import Scope
 
 

@@ -11,7 +11,7 @@ import jsonschema
 
 from hybridmem.config import LLMConfig
 from hybridmem.errors import ExtractionError, LLMError
-from hybridmem.openai_client import PROVIDER, build_client, call
+from hybridmem.providers.openai_client import PROVIDER, build_client, call
 
 
 class JSONChat:

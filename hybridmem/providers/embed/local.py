@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridmem.embed.base import l2_normalise
 from hybridmem.errors import ConfigError
+from hybridmem.providers.embed.base import l2_normalise
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MAX_TOKENS = 256
@@ -74,7 +74,7 @@ def _load():
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    vocab = resources.files("hybridmem.embed") / "data" / "minilm-vocab.txt"
+    vocab = resources.files("hybridmem.providers.embed") / "data" / "minilm-vocab.txt"
     with resources.as_file(vocab) as vocab_path:
         tokenizer = BertWordPieceTokenizer(
             str(vocab_path), lowercase=True, strip_accents=None, clean_text=True,

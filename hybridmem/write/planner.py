@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hybridmem.config import GraphRules
-from hybridmem.extract.base import SELF, ExtractedRelation
-from hybridmem.graph.conflicts import ConflictRules, LLMConflictJudge, NewEdge
-from hybridmem.graph.kuzu import KuzuGraphStore
-from hybridmem.graph.render import render
-from hybridmem.graph.resolve import SELF_KEY, EntityResolver
-from hybridmem.graph.snapshot import GraphSnapshots, ScopeGraph
-from hybridmem.plan import (
+from hybridmem.providers.extract.base import SELF, ExtractedRelation
+from hybridmem.read.render import render
+from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
+from hybridmem.records import (
+    SELF_KEY,
     EdgeRecord,
     EntityRecord,
     HistoryEntry,
@@ -26,7 +24,10 @@ from hybridmem.plan import (
     pack_vector,
 )
 from hybridmem.scope import Scope
+from hybridmem.stores.kuzu import KuzuGraphStore
 from hybridmem.text import clean_text, entity_key
+from hybridmem.write.conflicts import ConflictRules, LLMConflictJudge, NewEdge
+from hybridmem.write.resolve import EntityResolver
 
 
 @dataclass

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hybridmem.extract.base import SELF, ExtractedRelation, Extraction, Extractor, Message
-from hybridmem.extract.llm import LLMExtractor
-from hybridmem.extract.rules import RulesExtractor
-from hybridmem.llm import JSONChat
+from hybridmem.providers.chat import JSONChat
+from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Extractor, Message
+from hybridmem.providers.extract.llm import LLMExtractor
+from hybridmem.providers.extract.rules import RulesExtractor
 
 __all__ = [
     "SELF", "ExtractedRelation", "Extraction", "Extractor", "LLMExtractor", "Message",

@@ -7,7 +7,7 @@ import hashlib
 
 import numpy as np
 
-from hybridmem.embed.base import l2_normalise
+from hybridmem.providers.embed.base import l2_normalise
 from hybridmem.text import tokenize
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hybridmem.config import EmbedderConfig, VectorStoreConfig
-from hybridmem.embed.base import Embedder
 from hybridmem.errors import ConfigError
+from hybridmem.providers.embed.base import Embedder
 
 __all__ = ["Embedder", "create_embedder"]
 
@@ -17,16 +17,16 @@ def create_embedder(config: EmbedderConfig, vector: VectorStoreConfig | None = N
     """
     dims = config.embedding_dims or (vector.embedding_model_dims if vector else None)
     if config.provider == "local":
-        from hybridmem.embed.local import DIMS, LocalEmbedder
+        from hybridmem.providers.embed.local import DIMS, LocalEmbedder
 
         if dims not in (None, DIMS):
             raise ConfigError(f"the local embedder makes {DIMS}-d vectors, config asks for {dims}")
         return LocalEmbedder(batch_size=config.batch_size)
     if config.provider == "hash":
-        from hybridmem.embed.hashing import HashEmbedder
+        from hybridmem.providers.embed.hashing import HashEmbedder
 
         return HashEmbedder(dims or 384)
-    from hybridmem.embed.openai import OpenAIEmbedder
+    from hybridmem.providers.embed.openai import OpenAIEmbedder
 
     return OpenAIEmbedder(
         model=config.model, dims=dims, api_key=config.api_key, base_url=config.base_url,

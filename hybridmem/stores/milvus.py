@@ -16,7 +16,7 @@ import numpy as np
 from hybridmem.config import VectorStoreConfig
 from hybridmem.errors import DimensionMismatchError, StoreError, StoreLockedError
 from hybridmem.filters import And, Condition, Filter, Not, Or
-from hybridmem.plan import MemoryRecord
+from hybridmem.records import MemoryRecord
 from hybridmem.scope import Scope
 
 log = logging.getLogger(__name__)
@@ -295,34 +295,6 @@ def _condition(cond: Condition) -> str:
     raise ValueError(f"operator {op!r} has no exact Milvus form")
 
 
-def pushdown(node: Filter | None) -> Filter | None:
-    """The part of a filter Milvus can evaluate exactly; the rest is checked in Python.
-
-    Returns a filter that matches a superset of `node` (None = no constraint). Conditions
-    without an exact Milvus form (icontains; contains with LIKE wildcards) become "no
-    constraint". `contains` and `ne`/`nin` differ from Python on values of other types
-    (Milvus answers false where Python says unknown), which is safe only outside NOT, so a
-    NOT above one of them is not pushed down either.
-    """
-    if node is None:
-        return None
-    if isinstance(node, Condition):
-        exact = node.op != "icontains" and not (
-            node.op == "contains" and any(ch in node.value for ch in "%_\\")
-        )
-        return node if exact else None
-    if isinstance(node, Not):
-        inner = pushdown(node.child)
-        return node if inner == node.child and _negatable(node.child) else None
-    children = [pushdown(c) for c in node.children]
-    if isinstance(node, Or):
-        return None if any(c is None for c in children) else Or(tuple(children))
-    kept = tuple(c for c in children if c is not None)
-    if not kept:
-        return None
-    return kept[0] if len(kept) == 1 else And(kept)
-
-
 def partition_name(index: int) -> str:
     """The name of partition number `index`."""
     return f"scope_{index:02d}"
@@ -332,15 +304,6 @@ def _row_partition(user_id: str, agent_id: str, run_id: str) -> str:
     key = f"u:{user_id}" if user_id else (f"a:{agent_id}" if agent_id else f"r:{run_id}")
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     return partition_name(int.from_bytes(digest[:4], "big") % PARTITIONS)
-
-
-def _negatable(node: Filter) -> bool:
-    """Whether Milvus and Python agree on this subtree exactly, so NOT of it is safe."""
-    if isinstance(node, Condition):
-        return node.op in ("eq", "gt", "gte", "lt", "lte", "in", "exists")
-    if isinstance(node, Not):
-        return _negatable(node.child)
-    return all(_negatable(c) for c in node.children)
 
 
 def _truncate_utf8(text: str, limit: int) -> str:

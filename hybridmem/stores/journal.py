@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybridmem._failpoints import checkpoint
-from hybridmem.plan import HistoryEntry, WritePlan, now_iso
-from hybridmem.sqlitedb import Database
+from hybridmem.records import HistoryEntry, WritePlan, now_iso
+from hybridmem.stores.sqlite import Database
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hybridmem.config import GraphRules
-from hybridmem.llm import JSONChat
-from hybridmem.plan import EdgeRecord
+from hybridmem.providers.chat import JSONChat
+from hybridmem.records import EdgeRecord
 from hybridmem.schemas import load_schema
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridmem.errors import StoreError, StoreLockedError
-from hybridmem.plan import EdgeRecord, EntityRecord, WritePlan
+from hybridmem.records import EdgeRecord, EntityRecord, WritePlan
 from hybridmem.scope import SCOPE_FIELDS, Scope
 
 _SCHEMA = [

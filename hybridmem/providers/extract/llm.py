@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from hybridmem.extract.base import ENTITY_TYPES, SELF, ExtractedRelation, Extraction, Message
-from hybridmem.llm import JSONChat
+from hybridmem.providers.chat import JSONChat
+from hybridmem.providers.extract.base import (
+    ENTITY_TYPES,
+    SELF,
+    ExtractedRelation,
+    Extraction,
+    Message,
+)
 from hybridmem.schemas import load_schema
 from hybridmem.text import clean_text, relation_name
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybridmem.plan import EntityRecord, unpack_vector
+from hybridmem.records import SELF_KEY, EntityRecord, unpack_vector
 from hybridmem.text import entity_key
 
-SELF_KEY = "@self"
 PERSON_TYPES = {"person"}
 
 

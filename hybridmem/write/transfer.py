@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hybridmem.errors import InvalidInputError
-from hybridmem.plan import (
+from hybridmem.records import (
     EdgeRecord,
     EntityRecord,
     HistoryEntry,

@@ -19,16 +19,12 @@ from typing import Any
 import numpy as np
 
 from hybridmem._failpoints import checkpoint
-from hybridmem.catalog import MemoryCatalog
 from hybridmem.config import MemoryConfig
-from hybridmem.embed.base import Embedder
 from hybridmem.errors import HybridMemError, NotFoundError
-from hybridmem.extract.base import ExtractedRelation, Extraction, Extractor, Message
-from hybridmem.graph.kuzu import KuzuGraphStore
-from hybridmem.graph.planner import FactLinks, GraphPlanner
-from hybridmem.graph.snapshot import GraphSnapshots
-from hybridmem.journal import Journal, PendingOp
-from hybridmem.plan import (
+from hybridmem.providers.embed.base import Embedder
+from hybridmem.providers.extract.base import ExtractedRelation, Extraction, Extractor, Message
+from hybridmem.read.snapshot import GraphSnapshots
+from hybridmem.records import (
     HistoryEntry,
     MemoryRecord,
     MemoryWrite,
@@ -39,9 +35,13 @@ from hybridmem.plan import (
     unpack_vector,
 )
 from hybridmem.scope import Scope
-from hybridmem.sqlitedb import Database
+from hybridmem.stores.catalog import MemoryCatalog
+from hybridmem.stores.journal import Journal, PendingOp
+from hybridmem.stores.kuzu import KuzuGraphStore
+from hybridmem.stores.milvus import MilvusVectorStore
+from hybridmem.stores.sqlite import Database
 from hybridmem.text import text_hash
-from hybridmem.vector.milvus import MilvusVectorStore
+from hybridmem.write.planner import FactLinks, GraphPlanner
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from hybridmem.extract.base import SELF, ExtractedRelation, Extraction, Message
+from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
 from hybridmem.text import clean_text
+from hybridmem.vocabulary import KINSHIP
 
 # A proper name: capitalised words ("Mary Jane", "Spider-Man", "O'Brien", "McDonald's").
 # Case-sensitive even inside the case-insensitive patterns: that is what marks a name.
@@ -23,13 +24,6 @@ NAME = rf"(?-i:{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,3}})"
 # An object noun phrase: a few plain words.
 OBJ = r"(?:[\w'\-]+(?:\s+[\w'\-]+){0,4})"
 
-KINSHIP = (
-    "friend", "best friend", "boyfriend", "girlfriend", "brother", "sister", "mother",
-    "father", "mom", "mum", "dad", "wife", "husband", "son", "daughter", "partner",
-    "colleague", "coworker", "boss", "manager", "cousin", "uncle", "aunt", "grandmother",
-    "grandfather", "grandma", "grandpa", "niece", "nephew", "roommate", "neighbor",
-    "neighbour", "fiance", "fiancee", "mentor", "teacher", "classmate",
-)
 _KIN = "|".join(sorted((re.escape(k) for k in KINSHIP), key=len, reverse=True))
 _KIN_CANON = {
     "best friend": "best_friend", "mom": "mother", "mum": "mother", "dad": "father",

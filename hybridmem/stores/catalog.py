@@ -13,9 +13,9 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-from hybridmem.plan import MemoryRecord, Supersession
+from hybridmem.records import MemoryRecord, Supersession
 from hybridmem.scope import SCOPE_FIELDS, Scope
-from hybridmem.sqlitedb import Database
+from hybridmem.stores.sqlite import Database
 from hybridmem.text import content_tokens
 
 _COLUMNS = (

@@ -10,12 +10,11 @@ from functools import cached_property
 
 import numpy as np
 
-from hybridmem.graph.kuzu import KuzuGraphStore
-from hybridmem.graph.render import render
-from hybridmem.graph.resolve import SELF_KEY
-from hybridmem.plan import EdgeRecord, EntityRecord, WritePlan, unpack_vector
+from hybridmem.read.bm25 import RelationBM25
+from hybridmem.read.render import render
+from hybridmem.records import SELF_KEY, EdgeRecord, EntityRecord, WritePlan, unpack_vector
 from hybridmem.scope import Scope
-from hybridmem.search.bm25 import RelationBM25
+from hybridmem.stores.kuzu import KuzuGraphStore
 from hybridmem.text import STOPWORDS, tokenize
 
 

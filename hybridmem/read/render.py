@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hybridmem.extract.rules import KINSHIP
+from hybridmem.vocabulary import KINSHIP
 
 _TEMPLATES = {
     "name": "{s}'s name is {t}",

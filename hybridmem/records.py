@@ -15,6 +15,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+#: The key of each scope's own user entity (the one "I", "me", "my" resolve to).
+SELF_KEY = "@self"
+
 
 def now_iso() -> str:
     """UTC now as a fixed-width ISO string (sortable as text)."""

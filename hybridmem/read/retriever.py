@@ -8,17 +8,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybridmem.catalog import MemoryCatalog
 from hybridmem.config import SearchConfig
-from hybridmem.embed.base import Embedder
-from hybridmem.filters import Filter, matches
-from hybridmem.graph.kuzu import KuzuGraphStore
-from hybridmem.graph.snapshot import GraphSnapshots, ScopeGraph
-from hybridmem.plan import EdgeRecord, MemoryRecord
+from hybridmem.filters import Filter, matches, pushdown
+from hybridmem.providers.embed.base import Embedder
+from hybridmem.read.merger import Candidate, fuse
+from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
+from hybridmem.records import EdgeRecord, MemoryRecord
 from hybridmem.scope import Scope
-from hybridmem.search.merger import Candidate, fuse
+from hybridmem.stores.catalog import MemoryCatalog
+from hybridmem.stores.kuzu import KuzuGraphStore
+from hybridmem.stores.milvus import MilvusVectorStore
 from hybridmem.text import tokenize
-from hybridmem.vector.milvus import MilvusVectorStore, pushdown
 
 SELF_WORDS = frozenset({"i", "me", "my", "mine", "myself"})
 MAX_SEEDS = 8

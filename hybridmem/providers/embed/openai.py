@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybridmem.embed.base import l2_normalise
 from hybridmem.errors import ConfigError, EmbeddingError
-from hybridmem.openai_client import build_client, call
+from hybridmem.providers.embed.base import l2_normalise
+from hybridmem.providers.openai_client import build_client, call
 
 KNOWN_DIMS = {
     "text-embedding-3-small": 1536,

@@ -1,1 +1,0 @@
-"""The graph path: Kuzu store, entity resolution, conflict rules, planning, rendering."""

@@ -1,0 +1,1 @@
+"""Model providers: embedders, extractors, and the OpenAI-compatible chat client."""

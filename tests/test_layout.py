@@ -1,0 +1,60 @@
+"""The package's rooms: every subpackage installs, and no room imports one that imports it
+back (stores <- write/read <- facade; providers below the paths)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "hybridmem"
+
+
+def _room(module: str) -> str:
+    """hybridmem.stores.kuzu -> "stores"; a top-level module is its own room."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "hybridmem"
+
+
+def _imports() -> dict[str, set[str]]:
+    rooms: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                if name.startswith("hybridmem.") and _room(name) != _room(module):
+                    rooms.setdefault(_room(module), set()).add(_room(name))
+    return rooms
+
+
+def test_every_subpackage_is_installed():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert on_disk | {"hybridmem.schemas"} == listed
+
+
+def test_no_room_imports_one_that_imports_it_back():
+    graph = _imports()
+    subpackages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    cycles = []
+    for room in subpackages:
+        # every room reachable from `room` must not reach back to it
+        seen, todo = set(), [r for r in graph.get(room, ()) if r in subpackages]
+        while todo:
+            nxt = todo.pop()
+            if nxt in seen:
+                continue
+            seen.add(nxt)
+            todo.extend(r for r in graph.get(nxt, ()) if r in subpackages)
+        if room in seen:
+            cycles.append(room)
+    assert cycles == [], f"rooms on an import cycle: {sorted(cycles)}; imports: {graph}"
