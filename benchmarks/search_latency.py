@@ -44,7 +44,7 @@ def measure(size: int, queries: int, tenants: int, seed: int) -> dict[str, objec
         for t in range(tenants):
             load(memory, f"tenant-{t}", synthetic_statements(1000, seed=1000 + t))
         seconds = load(memory, "target", synthetic_statements(size, seed=seed))
-        memory._vectors.flush()
+        memory._stores.projections.flush()
         scope = Scope.of("target")
         ids = sorted(memory._catalog.ids_in_scope(scope))
         vectors = memory._vectors.vectors(ids)

@@ -14,7 +14,7 @@ from typing import Any
 import networkx as nx
 
 from hybridmem.config import MemoryConfig
-from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError, ProviderError
+from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError
 from hybridmem.filters import matches, parse_filters
 from hybridmem.inputs import (
     check_limit,
@@ -33,12 +33,7 @@ from hybridmem.read.retriever import Hit, Retriever
 from hybridmem.read.snapshot import GraphSnapshots
 from hybridmem.records import EdgeRecord, MemoryRecord, iso
 from hybridmem.scope import Scope
-from hybridmem.stores.catalog import MemoryCatalog
-from hybridmem.stores.journal import Journal
-from hybridmem.stores.kuzu import KuzuGraphStore
-from hybridmem.stores.lock import DataDirLock
-from hybridmem.stores.milvus import MilvusVectorStore
-from hybridmem.stores.sqlite import Database
+from hybridmem.stores.opened import Stores, open_stores
 from hybridmem.write.conflicts import LLMConflictJudge
 from hybridmem.write.planner import GraphPlanner
 from hybridmem.write.transfer import export_lines, import_plans
@@ -56,40 +51,38 @@ class Memory:
     `with Memory() as m:`) to release the directory.
     """
 
-    def __init__(self, config: MemoryConfig | dict[str, Any] | None = None) -> None:
+    def __init__(self, config: MemoryConfig | dict[str, Any] | None = None, *,
+                 repair: bool = False) -> None:
+        """Open (or create) the store a config names.
+
+        `repair=True` also rebuilds a catalog that lost writes (or was lost) from Milvus
+        and Kuzu, and makes both engines match it; what was done is in `self.recovered`.
+
+        Raises:
+            ConfigError: a bad config, or one that names another store's files.
+            StoreLockedError: another Memory holds this store.
+            StoreError: a damaged file or an engine that cannot open (the message names
+                the file and the command that repairs it).
+        """
         if not isinstance(config, MemoryConfig):
             config = MemoryConfig.from_dict(config)
         self.config = config
-        self.data_dir: Path = config.resolved_data_dir()
-        self._lock = DataDirLock(self.data_dir)
         self._closed = False
-        opened: list[Any] = []
-        try:
-            self._embedder = create_embedder(config.embedder, config.vector_store)
-            self._chat = JSONChat(config.llm) if config.llm is not None else None
-            self._db = Database(Path(config.history_db_path).expanduser()
-                                if config.history_db_path else self.data_dir / "hybridmem.sqlite")
-            opened.append(self._db)
-            self._vectors = MilvusVectorStore(config.vector_store, self.data_dir,
-                                              self._embedder.dims)
-            opened.append(self._vectors)
-            graph_path = Path(config.graph_store.db).expanduser() if config.graph_store.db \
-                else self.data_dir / "graph.kuzu"
-            self._graph = KuzuGraphStore(graph_path)
-            opened.append(self._graph)
-        except BaseException:
-            for store in reversed(opened):
-                _quietly(store.close)
-            self._lock.release()
-            raise
-        self._catalog = MemoryCatalog(self._db)
-        self._journal = Journal(self._db)
+        embedder = create_embedder(config.embedder, config.vector_store)
+        stores = open_stores(config, embedder.dims, repair=repair)
+        self._stores: Stores = stores
+        self.data_dir: Path = stores.paths.data_dir
+        self._embedder = embedder
+        self._chat = JSONChat(config.llm) if config.llm is not None else None
+        self._catalog, self._journal = stores.catalog, stores.journal
+        self._vectors, self._graph = stores.vectors, stores.graph
         self._snapshots = GraphSnapshots(self._graph)
         judge = LLMConflictJudge(self._chat) if self._chat is not None else None
         self._planner = GraphPlanner(self._graph, self._snapshots, config.graph, judge)
         self._writer = Writer(
-            config=config, db=self._db, journal=self._journal, catalog=self._catalog,
-            vectors=self._vectors, graph_store=self._graph, snapshots=self._snapshots,
+            config=config, db=stores.db, journal=self._journal, catalog=self._catalog,
+            vectors=self._vectors, graph_store=self._graph, mirror=stores.mirror,
+            projections=stores.projections, snapshots=self._snapshots,
             planner=self._planner, embedder=self._embedder,
             extractor=create_extractor(
                 self._chat, config.llm.custom_fact_extraction_prompt if config.llm else None
@@ -104,17 +97,17 @@ class Memory:
         # sent after that (or from __del__ during finalization) waits forever. So the
         # finalizer runs at the first exit hook (see _close_before_exit), or when the
         # Memory is garbage collected; never from __del__.
-        self._finalizer = weakref.finalize(
-            self, _close_stores, self._writer.lock, self._vectors, self._graph, self._db,
-            self._lock,
-        )
+        self._finalizer = weakref.finalize(self, _close_stores, self._writer.lock, stores)
         self._finalizer.atexit = False
         _close_before_exit(self._finalizer)
         try:
-            self.recovered = self._writer.recover()
+            replayed = self._writer.recover()
         except BaseException:
             self.close()
             raise
+        #: What opening did: operations finished or still pending, engines brought back
+        #: in step with the record (`{"finished", "pending", ...counts}`).
+        self.recovered: dict[str, int] = {**replayed, **stores.opened.found}
 
     @classmethod
     def from_config(cls, config_dict: dict[str, Any] | None) -> Memory:
@@ -155,11 +148,28 @@ class Memory:
         scope = Scope.of(user_id, agent_id, run_id)
         parsed = parse_messages(messages, self.config.max_text_chars)
         clean_metadata = check_metadata(metadata)
-        op_id = self._journal.begin("add", scope.as_row(), {
-            "messages": [m.__dict__ for m in parsed], "metadata": clean_metadata, "infer": infer,
-        })
-        return self._run(op_id, lambda: self._writer.add(op_id, scope, parsed, clean_metadata,
-                                                         infer))
+        merged: dict[str, Any] = {"results": [], "relations": {"added_entities": [],
+                                                               "deleted_entities": []}}
+        # A long conversation is stored in batches, each journaled and applied on its own,
+        # so memory stays bounded and a crash replays one batch, not the whole call.
+        size = self.config.add_batch_messages
+        for start in range(0, len(parsed), size):
+            batch = parsed[start : start + size]
+            op_id = self._journal.begin("add", scope.as_row(), {
+                "messages": [m.__dict__ for m in batch], "metadata": clean_metadata,
+                "infer": infer,
+            })
+            try:
+                result = self._writer.add(op_id, scope, batch, clean_metadata, infer)
+            except HybridMemError as exc:
+                if start:
+                    exc.add_note(f"messages 0-{start - 1} of this call were stored; "
+                                 f"{start}-{len(parsed) - 1} were not")
+                raise
+            merged["results"] += result["results"]
+            for key in ("added_entities", "deleted_entities"):
+                merged["relations"][key] += result["relations"][key]
+        return merged
 
     def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None
                ) -> dict[str, Any]:
@@ -175,8 +185,7 @@ class Memory:
                                                                         "run_id"}), {
             "memory_id": memory_id, "text": text, "metadata": clean_metadata,
         })
-        return self._run(op_id, lambda: self._writer.update(op_id, memory_id, text,
-                                                            clean_metadata))
+        return self._writer.update(op_id, memory_id, text, clean_metadata)
 
     def delete(self, memory_id: str) -> dict[str, Any]:
         """Erase one memory for real, with the edges and entities only it supported."""
@@ -186,7 +195,7 @@ class Memory:
         op_id = self._journal.begin("delete", record.model_dump(include={"user_id", "agent_id",
                                                                         "run_id"}),
                                     {"memory_id": memory_id})
-        return self._run(op_id, lambda: self._writer.delete(op_id, memory_id))
+        return self._writer.delete(op_id, memory_id)
 
     def delete_all(
         self, *, user_id: str | None = None, agent_id: str | None = None,
@@ -196,18 +205,21 @@ class Memory:
         self._check_open()
         scope = Scope.of(user_id, agent_id, run_id)
         op_id = self._journal.begin("delete_all", scope.as_row(), {})
-        return self._run(op_id, lambda: self._writer.delete_all(op_id, scope))
+        return self._writer.delete_all(op_id, scope)
 
     def reset(self) -> None:
-        """Erase EVERYTHING in this data directory (all scopes): vectors, graph, catalog,
-        history and journal. Never called implicitly."""
+        """Erase EVERYTHING in this store (all scopes): vectors, graph, catalog, history
+        and journal. Never called implicitly."""
         self._check_open()
         with self._writer.lock:
-            self._vectors.drop()
-            self._graph.drop_all()
-            with self._db.transaction() as conn:
-                for table in ("memories", "history", "ops"):
+            db = self._stores.db
+            with db.transaction() as conn:
+                for table in ("memories", "tombstones", "entities", "edges", "history", "ops"):
                     conn.execute(f"DELETE FROM {table}")
+                db.set_meta({"epoch": 0, "graph_epoch": 0, "vector_epoch": 0})
+            self._vectors.drop()
+            self._graph.drop_all(self._stores.projections.store_id)
+            self._stores.projections.flush()
             self._snapshots.clear()
 
     def retry_pending(self) -> dict[str, int]:
@@ -219,25 +231,46 @@ class Memory:
         return self._writer.recover()
 
     def pending(self) -> list[dict[str, Any]]:
-        """Journaled operations not finished yet (id, kind, attempts, last error)."""
+        """Journaled operations not finished yet: id, kind, status (`received`: replayed
+        by `retry_pending()`; `quarantined`: failed repeatedly, replayed only after you
+        fix the cause, see `discard_pending`), attempts, last error, scope ids."""
+        self._check_open()
         return [
-            {"id": op.id, "kind": op.kind, "attempts": op.attempts, "error": op.error,
+            {"id": op.id, "kind": op.kind, "status": op.status, "attempts": op.attempts,
+             "error": op.error, "created_at": op.created_at,
              **{k: v for k, v in op.scope.items() if v}}
             for op in self._journal.pending()
         ]
 
-    def _run(self, op_id: str, work) -> dict[str, Any]:
-        try:
-            return work()
-        except ProviderError as exc:
-            self._journal.fail(op_id, f"{type(exc).__name__}: {exc}")
-            raise
-        except NotFoundError:
+    def discard_pending(self, op_id: str) -> None:
+        """Drop a journaled operation that is not finished (e.g. a quarantined add).
+
+        Raises:
+            NotFoundError: no unfinished operation has that id.
+        """
+        self._check_open()
+        with self._writer.lock:
+            if self._journal.status(op_id) not in ("received", "quarantined"):
+                raise NotFoundError(f"no pending operation with id {op_id!r}")
             self._journal.discard(op_id, force=True)
-            raise
-        except HybridMemError as exc:
-            self._journal.fail(op_id, f"{type(exc).__name__}: {exc}")
-            raise
+
+    def check(self) -> dict[str, Any]:
+        """Compare every memory, vector, entity and edge of Milvus and Kuzu with the
+        record (a full scan). Returns `{"clean": bool, "found": {kind: n}, "notes": [...]}`."""
+        self._check_open()
+        with self._writer.lock:
+            report = self._stores.projections.check()
+        return {"clean": report.clean, "found": report.found, "notes": report.notes}
+
+    def repair(self) -> dict[str, Any]:
+        """Make Milvus and Kuzu match the record exactly (rewrites what differs); then
+        check again. Returns the repair's counts and the check that followed."""
+        self._check_open()
+        with self._writer.lock:
+            done = self._stores.projections.repair()
+            self._snapshots.clear()
+            after = self._stores.projections.check()
+        return {"repaired": done.found, "clean": after.clean, "found": after.found}
 
     # ------------------------------------------------------------ reads
 
@@ -380,8 +413,7 @@ class Memory:
             op_id = self._journal.begin("import", {}, {})
             plan.op_id = op_id
             with self._writer.lock:
-                self._journal.set_plan(plan)
-                self._writer.apply(plan)
+                self._writer.run(plan)
             counts["memories"] += len(plan.memories)
             counts["entities"] += len(plan.entities)
             counts["relations"] += len(plan.edges)
@@ -391,7 +423,8 @@ class Memory:
         return counts
 
     def stats(self) -> dict[str, int]:
-        """Row counts in each store (all scopes)."""
+        """Row counts in each store (all scopes): `memories` (the record), `vectors`
+        (Milvus), `entities`/`relations` (Kuzu), and `pending_operations`."""
         self._check_open()
         entities, edges = self._graph.count()
         return {"memories": self._catalog.count(), "vectors": self._vectors.count(),
@@ -424,10 +457,10 @@ class Memory:
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Flush and close every store and release the data directory (idempotent).
+        """Make Milvus durable, close every store and release it (idempotent).
 
         Called for you at interpreter exit and when the Memory is garbage collected, but
-        `with Memory() as m:` (or an explicit `close()`) releases the directory at once.
+        `with Memory() as m:` (or an explicit `close()`) releases the store at once.
         """
         if self._closed:
             return
@@ -465,26 +498,17 @@ def _close_before_exit(close: Callable[[], Any]) -> None:
     atexit.register(close)
 
 
-def _close_stores(write_lock: threading.RLock, *stores_then_lock: Any) -> None:
-    """Close the engines, then release the data-dir lock; never raises."""
-    *stores, dir_lock = stores_then_lock
+def _close_stores(write_lock: threading.RLock, stores: Stores) -> None:
+    """Close the store once no write is running; never raises."""
     if write_lock.acquire(timeout=CLOSE_WAIT_SECONDS):
         try:
-            for store in stores:
-                _quietly(store.close)
+            stores.close()
         finally:
             write_lock.release()
     else:
         log.warning("a write was still running after %.0f s; closing without flushing "
                     "(the journal finishes it on the next open)", CLOSE_WAIT_SECONDS)
-    dir_lock.release()
-
-
-def _quietly(fn) -> None:
-    try:
-        fn()
-    except Exception as exc:  # noqa: BLE001 - closing must go on with the other stores
-        log.warning("while closing: %s", exc)
+        stores.lock.release()
 
 
 def _as_of(value: datetime | str | None) -> str | None:

@@ -9,7 +9,7 @@ applying the same plan again.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -21,14 +21,14 @@ SELF_KEY = "@self"
 
 def now_iso() -> str:
     """UTC now as a fixed-width ISO string (sortable as text)."""
-    return iso(datetime.now(timezone.utc))
+    return iso(datetime.now(UTC))
 
 
 def iso(moment: datetime) -> str:
     """A datetime as the fixed-width UTC ISO string the stores keep."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def pack_vector(vector: np.ndarray) -> str:
@@ -153,6 +153,9 @@ class WritePlan(BaseModel):
 
     op_id: str
     kind: Literal["add", "update", "delete", "delete_all", "import"]
+    # Position in the store's sequence of applied plans, given when the plan is journaled
+    # (the engines record the epoch of the last plan they applied).
+    epoch: int = 0
     memories: list[MemoryWrite] = Field(default_factory=list)
     delete_memory_ids: list[str] = Field(default_factory=list)
     supersede: list[Supersession] = Field(default_factory=list)

@@ -66,7 +66,7 @@ def rows(shared_memory):
         result = shared_memory.add(f"row {i} of the filter table", user_id=user, metadata=md,
                                    infer=False)
         out[result["results"][0]["id"]] = md
-    shared_memory._vectors.flush()
+    shared_memory._stores.projections.flush()
     return user, out
 
 

@@ -4,9 +4,8 @@ back (stores <- write/read <- facade; providers below the paths)."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hybridmem"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from hybridmem.schemas import load_schema
 
 from hybridmem import EmbeddingError, ExtractionError, LLMError, Memory
-from hybridmem.schemas import load_schema
 from tests.conftest import llm_config
 from tests.fake_openai import Reply, content_reply, tool_reply
 

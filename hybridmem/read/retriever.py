@@ -90,9 +90,9 @@ class Retriever:
                 memory(memory_id).raw["bm25"] = score
         if "vector" in signals:
             # Lexical-only candidates get their real cosine too, so fusion compares like
-            # with like (one primary-key read from Milvus, no second ANN search).
+            # with like (one primary-key read of the record's vectors, no second search).
             missing = [c.id for c in candidates.values() if "vector" not in c.raw]
-            for memory_id, vector in self._vectors.vectors(missing).items():
+            for memory_id, vector in self._catalog.vectors(missing).items():
                 candidates[memory_id].raw["vector"] = float(vector @ query_vector)
 
         graph = self._snapshots.get(scope) if ("graph" in signals or "bm25" in signals) else None

@@ -1,17 +1,20 @@
-"""The memory catalog: every memory's row (text, hash, metadata, timestamps) in SQLite,
-with an FTS5 index for the lexical (BM25) signal.
+"""The memory catalog: every memory's row (text, hash, metadata, timestamps, vector) in
+SQLite, with an FTS5 index for the lexical (BM25) signal.
 
-Why a catalog beside Milvus: exact-hash dedup, `get`, `get_all` and `history` are primary-key
-or index lookups here (Milvus query-by-filter costs ~0.6 s at 100k rows), and the catalog is
-committed last when a plan is applied, so it is what makes a memory visible: a vector or an
-edge whose memory is not in the catalog yet is never shown.
+The catalog is the record of memories: Milvus holds a projection of its vectors and can be
+rebuilt from it without embedding anything again. Exact-hash dedup, `get`, `get_all` and
+`history` are primary-key or index lookups here (Milvus query-by-filter costs ~0.6 s at
+100k rows), and the catalog is committed last when a plan is applied, so it is what makes a
+memory visible: a vector or an edge whose memory is not in the catalog yet is never shown.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+import numpy as np
 
 from hybridmem.records import MemoryRecord, Supersession
 from hybridmem.scope import SCOPE_FIELDS, Scope
@@ -41,35 +44,93 @@ class MemoryCatalog:
 
     # ---------------------------------------------------------------- writes
 
-    def upsert(self, records: Iterable[MemoryRecord]) -> None:
-        """Insert or replace rows (inside the caller's transaction when there is one)."""
+    def upsert(self, records: list[MemoryRecord], vectors: np.ndarray, epoch: int) -> None:
+        """Insert or replace rows with their vectors, written to Milvus at `epoch` (inside
+        the caller's transaction when there is one)."""
         rows = [
             (r.id, r.user_id, r.agent_id, r.run_id, r.text, r.hash,
              json.dumps(r.metadata, ensure_ascii=False), r.role, r.actor_id, r.created_at,
              r.updated_at, r.superseded_at, r.superseded_by, int(r.inferred),
-             " ".join(scope_tokens(r.model_dump(include=set(SCOPE_FIELDS)))))
-            for r in records
+             " ".join(scope_tokens(r.model_dump(include=set(SCOPE_FIELDS)))),
+             np.asarray(v, dtype="<f4").tobytes(), epoch)
+            for r, v in zip(records, vectors, strict=True)
         ]
         with self._db.transaction() as conn:
             conn.executemany(
-                f"INSERT INTO memories ({_COLUMNS}, scope_tokens) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO memories ({_COLUMNS}, scope_tokens, vector, vepoch) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET text = excluded.text, hash = excluded.hash, "
                 "metadata = excluded.metadata, updated_at = excluded.updated_at, "
-                "superseded_at = excluded.superseded_at, superseded_by = excluded.superseded_by",
+                "superseded_at = excluded.superseded_at, superseded_by = excluded.superseded_by, "
+                "vector = excluded.vector, vepoch = excluded.vepoch",
                 rows,
             )
+            conn.executemany("DELETE FROM tombstones WHERE id = ?", [(r.id,) for r in records])
 
-    def delete(self, ids: Iterable[str]) -> None:
-        """Delete rows by id."""
+    def delete(self, ids: Iterable[str], epoch: int) -> None:
+        """Delete rows by id; their Milvus deletion is owed until a flush at >= `epoch`."""
+        rows = [(i,) for i in ids]
         with self._db.transaction() as conn:
-            conn.executemany("DELETE FROM memories WHERE id = ?", [(i,) for i in ids])
+            conn.executemany("DELETE FROM memories WHERE id = ?", rows)
+            conn.executemany(
+                "INSERT INTO tombstones (id, epoch) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch",
+                [(i, epoch) for (i,) in rows],
+            )
 
-    def delete_scope(self, scope: Scope) -> None:
-        """Delete every row inside a read scope."""
-        where, params = _scope_where(scope)
+    # ---------------------------------------------------------------- projection
+
+    def vectors(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by memory id (missing ids are left out)."""
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.read(
+                f"SELECT id, vector FROM memories WHERE id IN ({marks})", chunk
+            ):
+                out[row["id"]] = np.frombuffer(row["vector"], dtype="<f4")
+        return out
+
+    def rows_with_vectors(self, *, ids: Iterable[str] | None = None, after_epoch: int | None
+                          = None, batch: int = 1000
+                          ) -> Iterator[tuple[list[MemoryRecord], np.ndarray]]:
+        """Rows and their vectors in batches: by id, written after an epoch, or all."""
+        if ids is not None:
+            wanted = list(dict.fromkeys(ids))
+            for start in range(0, len(wanted), batch):
+                chunk = wanted[start : start + batch]
+                marks = ",".join("?" * len(chunk))
+                yield from _batches(self._db.read(
+                    f"SELECT {_COLUMNS}, vector FROM memories WHERE id IN ({marks})", chunk
+                ), batch)
+            return
+        last = 0
+        while True:
+            where = "rowid > ?" + (" AND vepoch > ?" if after_epoch is not None else "")
+            params: list = [last] + ([after_epoch] if after_epoch is not None else [])
+            rows = self._db.read(
+                f"SELECT rowid, {_COLUMNS}, vector FROM memories WHERE {where} "
+                "ORDER BY rowid LIMIT ?", [*params, batch],
+            )
+            if not rows:
+                return
+            last = rows[-1]["rowid"]
+            yield from _batches(rows, batch)
+
+    def tombstones(self) -> list[str]:
+        """Ids deleted from the record whose Milvus deletion is not known durable."""
+        return [r["id"] for r in self._db.read("SELECT id FROM tombstones")]
+
+    def flushed(self, epoch: int) -> None:
+        """Milvus made everything up to `epoch` durable: its owed deletions are paid."""
         with self._db.transaction() as conn:
-            conn.execute(f"DELETE FROM memories WHERE {where}", params)
+            conn.execute("DELETE FROM tombstones WHERE epoch <= ?", (epoch,))
+
+    def all_ids(self) -> set[str]:
+        """Every memory id in the record."""
+        return {r["id"] for r in self._db.read("SELECT id FROM memories")}
 
     def supersede(self, changes: Iterable[Supersession]) -> None:
         """Mark memories as no longer current."""
@@ -177,6 +238,13 @@ def _scope_where(scope: Scope | None) -> tuple[str, list[str]]:
     ids = scope.ids()
     # Column names come from SCOPE_FIELDS only; values are parameters.
     return " AND ".join(f"{k} = ?" for k in ids if k in SCOPE_FIELDS), list(ids.values())
+
+
+def _batches(rows, size: int) -> Iterator[tuple[list[MemoryRecord], np.ndarray]]:
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        yield ([_record(r) for r in chunk],
+               np.vstack([np.frombuffer(r["vector"], dtype="<f4") for r in chunk]))
 
 
 def _record(row) -> MemoryRecord:

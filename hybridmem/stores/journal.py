@@ -1,9 +1,15 @@
 """The write-ahead journal of operations, and the history rows.
 
 Every add/update/delete is written here (status `received`) before any engine is touched.
-Once its `WritePlan` is decided it is stored (`planned`); the plan is applied to Milvus and
-Kuzu, then the catalog rows, the history rows and `done` commit in one SQLite transaction.
-On open, `planned` operations are applied again and `received` ones are planned again.
+Once its `WritePlan` is decided it is stored (`planned`, with the next epoch); the plan is
+applied to Milvus and Kuzu, then the catalog rows, the history rows, the new epoch and
+`done` commit in one SQLite transaction.
+
+An operation that raised is either `failed` (an update or delete: it changed nothing and is
+never replayed) or back to `received` (an add: its input is kept and planned again, against
+the state of that moment, by `retry_pending()` or the next open). An add that keeps failing
+for a reason other than a provider outage is `quarantined`: listed, never replayed on its
+own, removable. At most one operation is `planned` at any time.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class PendingOp:
     plan: WritePlan | None
     attempts: int
     error: str | None
+    status: str = "received"
+    created_at: str = ""
 
 
 class Journal:
@@ -51,20 +59,33 @@ class Journal:
         return op_id
 
     def set_plan(self, plan: WritePlan) -> None:
-        """Record the decided plan of an operation."""
+        """Give the plan the next epoch and record it."""
         with self._db.transaction() as conn:
+            plan.epoch = self.epoch() + 1
             conn.execute(
                 "UPDATE ops SET plan = ?, status = 'planned', updated_at = ? WHERE id = ?",
                 (plan.model_dump_json(), now_iso(), plan.op_id),
             )
 
-    def fail(self, op_id: str, error: str) -> None:
-        """Note why an attempt failed (the operation stays pending)."""
+    def epoch(self) -> int:
+        """The epoch of the last plan applied to the record."""
+        return int(self._db.get_meta("epoch") or 0)
+
+    def fail(self, op_id: str, error: str, status: str | None = None) -> None:
+        """Note why an attempt failed; with `status`, also move the operation there
+        (`received`: replay it later; `failed`: never; `quarantined`: only on request).
+        The stored plan is dropped: a replay plans again."""
         with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE ops SET attempts = attempts + 1, error = ?, updated_at = ? WHERE id = ?",
-                (error[:2000], now_iso(), op_id),
-            )
+            if status is None:
+                conn.execute(
+                    "UPDATE ops SET attempts = attempts + 1, error = ?, updated_at = ? "
+                    "WHERE id = ?", (error[:2000], now_iso(), op_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE ops SET attempts = attempts + 1, error = ?, status = ?, plan = NULL, "
+                    "updated_at = ? WHERE id = ?", (error[:2000], status, now_iso(), op_id),
+                )
 
     def note(self, op_id: str, extra: dict[str, Any]) -> None:
         """Add keys to an operation's payload (e.g. the LLM's extraction, so a retry
@@ -87,7 +108,23 @@ class Journal:
             conn.execute(f"DELETE FROM ops WHERE id = ?{status}", (op_id,))
 
     def finish(self, plan: WritePlan) -> None:
-        """Write the plan's history rows and mark it done (inside the caller's transaction)."""
+        """Write the plan's history rows, its epoch, and mark it done (inside the caller's
+        transaction)."""
+        with self._db.transaction() as conn:
+            self.write_history(plan.history, plan.op_id)
+            # The plan is no longer needed once applied; keep the row as an audit line.
+            conn.execute(
+                "UPDATE ops SET status = 'done', plan = NULL, payload = '{}', error = NULL, "
+                "updated_at = ? WHERE id = ?",
+                (now_iso(), plan.op_id),
+            )
+            epochs = {"epoch": plan.epoch}
+            if plan.touches_graph():
+                epochs["graph_epoch"] = plan.epoch
+            self._db.set_meta(epochs)
+
+    def write_history(self, entries: list[HistoryEntry], op_id: str | None = None) -> None:
+        """Append history rows (a row already written is kept as it is)."""
         with self._db.transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO history (id, memory_id, event, old_memory, new_memory, "
@@ -96,33 +133,57 @@ class Journal:
                 [
                     (h.id, h.memory_id, h.event, h.old_memory, h.new_memory,
                      json.dumps(h.detail, ensure_ascii=False) if h.detail else None,
-                     h.user_id, h.agent_id, h.run_id, h.actor_id, h.role, plan.op_id,
-                     h.created_at)
-                    for h in plan.history
+                     h.user_id, h.agent_id, h.run_id, h.actor_id, h.role, op_id, h.created_at)
+                    for h in entries
                 ],
             )
-            # The plan is no longer needed once applied; keep the row as an audit line.
-            conn.execute(
-                "UPDATE ops SET status = 'done', plan = NULL, payload = '{}', error = NULL, "
-                "updated_at = ? WHERE id = ?",
-                (now_iso(), plan.op_id),
-            )
 
-    def pending(self) -> list[PendingOp]:
+    def pending(self, statuses: tuple[str, ...] = ("received", "planned", "quarantined")
+                ) -> list[PendingOp]:
         """Unfinished operations, oldest first."""
+        marks = ",".join("?" * len(statuses))
         rows = self._db.read(
-            "SELECT id, kind, scope, payload, plan, attempts, error FROM ops "
-            "WHERE status != 'done' ORDER BY seq"
+            "SELECT id, kind, scope, payload, plan, attempts, error, status, created_at FROM ops "
+            f"WHERE status IN ({marks}) ORDER BY seq", statuses,
         )
         return [
             PendingOp(
                 id=r["id"], kind=r["kind"], scope=json.loads(r["scope"]),
                 payload=json.loads(r["payload"]),
                 plan=WritePlan.model_validate_json(r["plan"]) if r["plan"] else None,
-                attempts=r["attempts"], error=r["error"],
+                attempts=r["attempts"], error=r["error"], status=r["status"],
+                created_at=r["created_at"],
             )
             for r in rows
         ]
+
+    def _field(self, op_id: str, column: str):
+        rows = self._db.read(f"SELECT {column} FROM ops WHERE id = ?", (op_id,))
+        return rows[0][column] if rows else None
+
+    def error(self, op_id: str) -> str | None:
+        """The last error recorded for an operation."""
+        return self._field(op_id, "error")
+
+    def attempts(self, op_id: str) -> int:
+        """How many attempts of an operation failed so far."""
+        return int(self._field(op_id, "attempts") or 0)
+
+    def status(self, op_id: str) -> str | None:
+        """An operation's status (None when it is not journaled)."""
+        return self._field(op_id, "status")
+
+    def has_later_done(self, op_id: str) -> bool:
+        """Whether an operation journaled after this one has finished."""
+        rows = self._db.read(
+            "SELECT 1 FROM ops WHERE status = 'done' AND seq > (SELECT seq FROM ops "
+            "WHERE id = ?) LIMIT 1", (op_id,))
+        return bool(rows)
+
+    def planned(self) -> PendingOp | None:
+        """The one operation whose plan is journaled but not yet committed, if any."""
+        found = self.pending(("planned",))
+        return found[0] if found else None
 
     def history(self, memory_id: str) -> list[HistoryEntry]:
         """The history rows of one memory, oldest first."""

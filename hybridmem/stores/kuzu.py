@@ -3,14 +3,25 @@
 The only module that writes Cypher. Every value reaches a query as a parameter; the only
 text composed into a query is column names from `SCOPE_FIELDS`.
 
-Writes follow NOTES-engines.md: nodes are merged in one statement, and edges in another
-that MATCHes both (already existing) ends, never `MERGE (a) MERGE (b) MERGE (a)-[]->(b)` in
-one statement (that attaches edges to the wrong node on re-runs), and a plan's whole graph
-part runs in one explicit transaction.
+Writes merge nodes in one statement and edges in another that MATCHes both (already
+existing) ends, never `MERGE (a) MERGE (b) MERGE (a)-[]->(b)` in one statement (Kuzu 0.11.3
+attaches edges to the wrong node when that is re-run on existing data: 178 per 10k rows),
+and a plan's whole graph part runs in one explicit transaction.
+
+The graph is a projection of the SQLite record: a `Store` node holds the owning store's id
+and the epoch of the last plan applied, set in that plan's transaction.
+
+Kuzu 0.11.3 does not survive a failed write to its WAL (e.g. a full disk): the database
+object is left corrupt and destroying it aborts the process (measured: SIGABRT on close, on
+garbage collection and at exit). So writes check free space first, and a store that hit
+an I/O error is never closed: it is kept alive until the process ends and refuses further
+use; reopening replays the WAL up to the last good commit.
 """
 
 from __future__ import annotations
 
+import ctypes
+import shutil
 import threading
 import warnings
 from collections.abc import Iterable
@@ -21,6 +32,10 @@ from hybridmem.errors import StoreError, StoreLockedError
 from hybridmem.records import EdgeRecord, EntityRecord, WritePlan
 from hybridmem.scope import SCOPE_FIELDS, Scope
 
+# Free space a graph write needs on top of the WAL's size (a checkpoint rewrites up to the
+# WAL's worth of pages into the database file).
+MIN_FREE_BYTES = 8 * 1024 * 1024
+
 _SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Entity ("
     " id STRING PRIMARY KEY, user_id STRING, agent_id STRING, run_id STRING,"
@@ -30,6 +45,7 @@ _SCHEMA = [
     " id STRING, user_id STRING, agent_id STRING, run_id STRING, relation STRING,"
     " fact STRING, valid BOOLEAN, created_at STRING, invalidated_at STRING,"
     " superseded_by STRING, reason STRING, memory_ids STRING[])",
+    "CREATE NODE TABLE IF NOT EXISTS Store (id STRING PRIMARY KEY, epoch INT64)",
 ]
 
 _ENTITY_RETURN = (
@@ -49,27 +65,37 @@ class KuzuGraphStore:
     def __init__(self, path: Path) -> None:
         import kuzu
 
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._broken: str | None = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self._db = kuzu.Database(str(path))
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(
                     f"the Kuzu graph at {path} is in use by another process"
                 ) from exc
-            raise StoreError(f"cannot open the Kuzu graph at {path}: {exc}") from exc
+            raise StoreError(
+                f"cannot open the Kuzu graph at {path}: {exc}; if the files are damaged, run "
+                "`hybridmem repair` to rebuild the graph from the record"
+            ) from exc
         self._conn = kuzu.Connection(self._db)
         # One connection, one statement at a time: Kuzu connections are not shared safely.
         self._lock = threading.RLock()
         # Preparing costs ~0.7 ms per statement; the statements are few and fixed.
         self._prepared: dict[str, Any] = {}
-        for statement in _SCHEMA:
-            self._conn.execute(statement)
+        try:
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+        except RuntimeError as exc:
+            self._give_up(str(exc))
+            raise StoreError(f"cannot set up the Kuzu graph at {path}: {exc}") from exc
 
     # ------------------------------------------------------------ reads
 
     def _exec(self, query: str, params: dict[str, Any] | None = None):
         with self._lock:
+            self._check_usable()
             statement = self._prepared.get(query)
             if statement is None:
                 with warnings.catch_warnings():
@@ -81,7 +107,27 @@ class KuzuGraphStore:
 
     def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
         with self._lock:
-            return self._exec(query, params).get_all()
+            try:
+                return self._exec(query, params).get_all()
+            except RuntimeError as exc:
+                raise StoreError(f"Kuzu read of the graph at {self.path} failed: {exc}") from exc
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise StoreError(
+                f"the graph at {self.path} stopped after an I/O error ({self._broken}); free "
+                "disk space and open the Memory again (the record keeps every change, and the "
+                "graph is brought up to date from it on open)"
+            )
+
+    def marker(self) -> tuple[str, int] | None:
+        """(store id, epoch of the last applied plan) of the store that owns the graph."""
+        rows = self._rows("MATCH (s:Store) RETURN s.id, s.epoch")
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise StoreError(f"the graph at {self.path} is marked by {len(rows)} stores")
+        return rows[0][0], int(rows[0][1])
 
     def entities(self, scope: Scope | None) -> list[EntityRecord]:
         """Entity nodes inside a read scope (None: all scopes)."""
@@ -167,18 +213,79 @@ class KuzuGraphStore:
 
     # ------------------------------------------------------------ writes
 
-    def apply(self, plan: WritePlan) -> None:
-        """Apply a plan's graph part in one transaction. Idempotent: a re-run changes nothing."""
+    def apply(self, plan: WritePlan, store_id: str) -> None:
+        """Apply a plan's graph part and mark the graph with the plan's epoch, in one
+        transaction. Idempotent: a re-run changes nothing."""
         if not plan.touches_graph():
             return
+        self._write(lambda: (self._apply(plan), self._mark(store_id, plan.epoch)))
+
+    def restore(self, *, entities: list[EntityRecord], edges: list[EdgeRecord],
+                drop_entity_ids: Iterable[str] = (), drop_edge_ids: Iterable[str] = (),
+                store_id: str, epoch: int, everything: bool = False) -> None:
+        """Make the given ids match the record, in one transaction: drop what the record
+        no longer has, write what it has (`everything`: replace the whole graph)."""
+        def work() -> None:
+            if everything:
+                self._exec("MATCH (e:Entity) DETACH DELETE e")
+            for edge_id in drop_edge_ids:
+                self._exec("MATCH ()-[r:Relation {id: $id}]->() DELETE r", {"id": edge_id})
+            for entity_id in drop_entity_ids:
+                self._exec("MATCH (e:Entity {id: $id}) DETACH DELETE e", {"id": entity_id})
+            self._apply(WritePlan(op_id="restore", kind="import", entities=entities,
+                                  edges=edges))
+            self._mark(store_id, epoch)
+
+        self._write(work)
+
+    def _mark(self, store_id: str, epoch: int) -> None:
+        self._exec("MATCH (s:Store) WHERE s.id <> $id DELETE s", {"id": store_id})
+        self._exec("MERGE (s:Store {id: $id}) SET s.epoch = $epoch",
+                   {"id": store_id, "epoch": epoch})
+
+    def _write(self, work) -> None:
         with self._lock:
-            self._conn.execute("BEGIN TRANSACTION")
+            self._check_usable()
+            self._check_space()
             try:
-                self._apply(plan)
+                self._conn.execute("BEGIN TRANSACTION")
+                work()
             except Exception as exc:
-                self._conn.execute("ROLLBACK")
-                raise StoreError(f"graph write failed: {exc}") from exc
-            self._conn.execute("COMMIT")
+                if "IO exception" in str(exc):
+                    self._give_up(str(exc))
+                else:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except RuntimeError as again:
+                        self._give_up(str(again))
+                raise StoreError(f"graph write to {self.path} failed: {exc}") from exc
+            try:
+                self._conn.execute("COMMIT")
+            except RuntimeError as exc:
+                self._give_up(str(exc))
+                raise StoreError(f"graph commit to {self.path} failed: {exc}") from exc
+
+    def _check_space(self) -> None:
+        wal = self.path.with_name(self.path.name + ".wal")
+        need = MIN_FREE_BYTES + (wal.stat().st_size if wal.exists() else 0)
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return
+        if free < need:
+            raise StoreError(
+                f"not enough free disk space for the graph at {self.path}: "
+                f"{free // 1024} KiB free, {need // 1024} KiB needed; free some space and retry "
+                "(nothing was changed)"
+            )
+
+    def _give_up(self, reason: str) -> None:
+        """After an I/O error Kuzu's objects must never be destroyed (that aborts the
+        process): keep one extra reference to each for the rest of the process."""
+        if self._broken is None:
+            self._broken = reason
+            for obj in (self._conn, self._db):
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
     def _apply(self, plan: WritePlan) -> None:
         run = self._exec
@@ -222,14 +329,17 @@ class KuzuGraphStore:
         for entity_id in plan.delete_entity_ids:
             run("MATCH (e:Entity {id: $id}) DETACH DELETE e", {"id": entity_id})
 
-    def drop_all(self) -> None:
+    def drop_all(self, store_id: str) -> None:
         """Delete every node and edge (for `reset`)."""
-        with self._lock:
-            self._conn.execute("MATCH (e:Entity) DETACH DELETE e")
+        self._write(lambda: (self._exec("MATCH (e:Entity) DETACH DELETE e"),
+                             self._mark(store_id, 0)))
 
     def close(self) -> None:
-        """Close the connection and the database (releases the file lock)."""
+        """Close the connection and the database (releases the file lock); a store that hit
+        an I/O error is left open on purpose (see the module docstring)."""
         with self._lock:
+            if self._broken is not None:
+                return
             self._conn.close()
             self._db.close()
 

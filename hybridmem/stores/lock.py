@@ -1,11 +1,13 @@
-"""One process per data directory: an exclusive lock file, taken before any engine opens."""
+"""One open Memory per store: an exclusive lock file beside the record, taken before any
+engine opens."""
 
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
-from hybridmem.errors import StoreLockedError
+from hybridmem.errors import ConfigError, StoreError, StoreLockedError
 
 try:
     import fcntl
@@ -13,29 +15,45 @@ except ImportError:  # pragma: no cover - Windows: the engines' own locks still 
     fcntl = None
 
 
-class DataDirLock:
-    """Holds `<data_dir>/.lock` with `flock` for the life of a `Memory`."""
+class StoreLock:
+    """Holds `<catalog>.lock` with `flock` for the life of a `Memory`."""
 
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / ".lock"
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def __init__(self, path: Path, data_dir: Path) -> None:
+        self.path = path
+        self._fd = -1
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(f"cannot create the data dir {path.parent}: a file is in the "
+                              "way; choose another data_dir") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create the data dir {path.parent}: "
+                              f"{exc.strerror or exc}; choose another data_dir") from None
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
         if fcntl is None:
             return
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            os.close(self._fd)
+            self.release()
             raise StoreLockedError(
-                f"{data_dir} is in use by another Memory (pid {holder}); hybridmem allows one "
-                "open Memory per data directory: close the other one, or use another data_dir"
+                f"the store {path.name.removesuffix('.sqlite.lock')!r} in {data_dir} is in use "
+                "by another "
+                f"Memory (pid {holder}); one Memory may hold a store at a time: close the "
+                "other one, or use another data_dir or collection_name"
             ) from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, str(os.getpid()).encode("ascii"), 0)
+        # The holder's pid, for the message above; a full disk only loses this hint.
+        with suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, str(os.getpid()).encode("ascii"), 0)
 
     def release(self) -> None:
         """Release the lock (idempotent)."""
         if self._fd >= 0:
-            os.close(self._fd)
+            with suppress(OSError):
+                os.close(self._fd)
             self._fd = -1

@@ -33,44 +33,59 @@ _FIELDS = {"id", "vector", "user_id", "agent_id", "run_id", "text", "hash", "cre
 
 
 class MilvusVectorStore:
-    """Memories' vectors with their scope ids, text, hash, timestamps and metadata."""
+    """Memories' vectors with their scope ids, text, hash, timestamps and metadata.
 
-    def __init__(self, config: VectorStoreConfig, data_dir: Path, dims: int) -> None:
+    A projection of the SQLite record: one marker row (id `MARKER_ID`, no scope ids, so no
+    scoped read ever sees it) names the store that owns the collection and the epoch of
+    the last write Milvus confirmed durable (a flush).
+    """
+
+    def __init__(self, config: VectorStoreConfig, uri: str, *, lite: bool, dims: int) -> None:
         from pymilvus import MilvusClient
 
         self.config = config
         self.dims = dims
         self.collection = config.collection_name
-        self._lite_path: str | None = None
-        self._unflushed = 0
+        self.uri = uri
+        self._lite_path = uri if lite else None
+        self.unflushed = 0
         self._lock = threading.Lock()
-        url = config.url
-        if url is None or not url.startswith(("http://", "https://", "tcp://", "unix:")):
-            path = Path(url).expanduser() if url else data_dir / "milvus.db"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._lite_path = str(path.resolve())
-            uri = self._lite_path
-        else:
-            uri = url
         kwargs: dict[str, Any] = {"uri": uri}
         if config.token:
             kwargs["token"] = config.token
-        if config.db_name and self._lite_path is None:
+        if config.db_name and not lite:
             kwargs["db_name"] = config.db_name
+        if lite:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            _lite_users.acquire(uri)
         try:
             self._client = MilvusClient(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - every open failure is named
-            if "lock" in str(exc).lower() or "Open local milvus failed" in str(exc):
+            self._ensure_collection()
+        except Exception as exc:
+            if lite:
+                _lite_users.release(uri)
+            if isinstance(exc, StoreError):
+                raise
+            if lite and ("lock" in str(exc).lower() or "Open local milvus failed" in str(exc)):
                 raise StoreLockedError(
                     f"Milvus Lite data at {uri} is in use by another process"
                 ) from exc
-            raise StoreError(f"cannot open Milvus at {uri}: {exc}") from exc
-        self._ensure_collection()
+            raise StoreError(f"cannot open Milvus at {uri}: {_reason(exc)}") from exc
 
     @property
     def is_lite(self) -> bool:
         """Whether this is an embedded Milvus Lite directory."""
         return self._lite_path is not None
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run one client call; any failure leaves as a StoreError naming the collection."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - pymilvus raises several unrelated types
+            raise StoreError(
+                f"Milvus {what} on collection {self.collection!r} at {self.uri} failed: "
+                f"{_reason(exc)}"
+            ) from exc
 
     # ------------------------------------------------------------ schema
 
@@ -116,10 +131,27 @@ class MilvusVectorStore:
                 client.create_partition(self.collection, name)
         client.load_collection(self.collection)
 
+    # ------------------------------------------------------------ the marker
+
+    def marker(self) -> tuple[str, int] | None:
+        """(store id, durable epoch) of the store that owns the collection, if marked."""
+        rows = self._call("read of the store marker", self._client.get, self.collection,
+                          ids=[MARKER_ID], output_fields=["text", "updated_at"])
+        if not rows:
+            return None
+        return rows[0]["text"], int(rows[0]["updated_at"])
+
+    def _marker_row(self, store_id: str, epoch: int) -> dict[str, Any]:
+        unit = [0.0] * self.dims
+        unit[0] = 1.0
+        return {"id": MARKER_ID, "vector": unit, "user_id": "", "agent_id": "", "run_id": "",
+                "text": store_id, "hash": MARKER_ID, "created_at": 0, "updated_at": epoch,
+                "metadata": {}}
+
     # ------------------------------------------------------------ writes
 
     def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None:
-        """Insert or replace rows by id."""
+        """Insert or replace rows by id (durable only after the next `flush`)."""
         if not records:
             return
         groups: dict[str, list[dict[str, Any]]] = {}
@@ -130,6 +162,7 @@ class MilvusVectorStore:
                 "user_id": r.user_id,
                 "agent_id": r.agent_id,
                 "run_id": r.run_id,
+                # A copy for rebuilding a lost record; the record keeps the full text.
                 "text": _truncate_utf8(r.text, MAX_TEXT_BYTES),
                 "hash": r.hash,
                 "created_at": _epoch_ms(r.created_at),
@@ -137,34 +170,42 @@ class MilvusVectorStore:
                 "metadata": r.metadata,
             })
         for partition, rows in groups.items():
-            self._client.upsert(self.collection, rows, partition_name=partition)
+            self._call("upsert", self._client.upsert, self.collection, rows,
+                       partition_name=partition)
         self._wrote(len(records))
 
     def delete(self, ids: list[str]) -> None:
-        """Delete rows by primary key."""
+        """Delete rows by primary key (durable only after the next `flush`)."""
+        ids = [i for i in ids if i != MARKER_ID]
         if ids:
-            self._client.delete(self.collection, ids=list(ids))
+            for start in range(0, len(ids), 10_000):
+                self._call("delete", self._client.delete, self.collection,
+                           ids=ids[start : start + 10_000])
             self._wrote(len(ids))
-
-    def delete_scope(self, scope: Scope) -> None:
-        """Delete every row inside a read scope."""
-        self._client.delete(self.collection, filter=scope_expression(scope))
-        self._wrote(1)
 
     def _wrote(self, n: int) -> None:
         with self._lock:
-            self._unflushed += n
-            due = self._unflushed >= self.config.flush_every
-        if due:
-            self.flush()
+            self.unflushed += n
 
-    def flush(self) -> None:
-        """Seal written rows into segments so searches stop brute-forcing them."""
+    @property
+    def flush_due(self) -> bool:
+        """Whether enough rows were written since the last flush to seal them."""
+        return self.unflushed >= self.config.flush_every
+
+    def flush(self, store_id: str, epoch: int) -> None:
+        """Make every write so far durable, and mark the collection as `store_id`'s, durable
+        up to `epoch`. Sealed rows also stop being brute-forced by Milvus Lite's searches.
+
+        Raises:
+            StoreError: the flush failed. Milvus Lite then drops every row written since
+                the last good flush, so the caller must write them again from its record.
+        """
         with self._lock:
-            if not self._unflushed:
-                return
-            self._unflushed = 0
-        self._client.flush(self.collection)
+            self.unflushed = 0
+        self._call("write of the store marker", self._client.upsert, self.collection,
+                   [self._marker_row(store_id, epoch)],
+                   partition_name=_row_partition("", "", ""))
+        self._call("flush", self._client.flush, self.collection)
 
     # ------------------------------------------------------------ reads
 
@@ -182,7 +223,8 @@ class MilvusVectorStore:
             kwargs["partition_names"] = [_row_partition(scope.user_id, "", "")]
         if not self.is_lite:
             kwargs["consistency_level"] = "Session"
-        hits = self._client.search(
+        hits = self._call(
+            "search", self._client.search,
             self.collection,
             data=[[float(x) for x in v] for v in vectors],
             limit=min(limit, 16384),
@@ -193,51 +235,110 @@ class MilvusVectorStore:
         )
         return [[(h["id"], float(h["distance"])) for h in row] for row in hits]
 
-    def count(self, scope: Scope | None = None) -> int:
-        """Number of rows (inside a read scope, or in all)."""
-        expr = scope_expression(scope) if scope else 'id != ""'
-        rows = self._client.query(self.collection, filter=expr, output_fields=["count(*)"],
-                                  **self._strong())
+    def count(self) -> int:
+        """Number of memory rows (the marker not counted)."""
+        rows = self._call("count", self._client.query, self.collection,
+                          filter=f"id != {literal(MARKER_ID)}", output_fields=["count(*)"],
+                          **self._strong())
         return int(rows[0]["count(*)"]) if rows else 0
 
-    def ids(self, scope: Scope) -> set[str]:
-        """Ids of every row inside a read scope (for consistency checks)."""
-        rows = self._client.query(self.collection, filter=scope_expression(scope),
-                                  output_fields=["id"], limit=16384, **self._strong())
-        return {r["id"] for r in rows}
+    def all_ids(self) -> set[str]:
+        """Every memory row's id (for a full consistency check)."""
+        # Milvus Lite does not implement the timestamp call the iterator starts with: its
+        # gRPC server logs a traceback and the client a warning, then the iterator uses the
+        # client's clock (fine: nothing writes during a scan). Those two logs are muted.
+        loggers = [logging.getLogger(name) for name in
+                   ("pymilvus.client.iterator.query_iterator", "grpc._server")]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+        try:
+            return self._scan_ids()
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+    def _scan_ids(self) -> set[str]:
+        iterator = self._call(
+            "scan", self._client.query_iterator, self.collection, batch_size=10_000,
+            filter=f"id != {literal(MARKER_ID)}", output_fields=["id"], **self._strong(),
+        )
+        out: set[str] = set()
+        try:
+            while batch := self._call("scan", iterator.next):
+                out.update(r["id"] for r in batch)
+        finally:
+            iterator.close()
+        return out
+
+    def rows(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Stored rows by id, with every field (to rebuild a lost record from)."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 1000):
+            out += self._call("read", self._client.get, self.collection,
+                              ids=ids[start : start + 1000], output_fields=sorted(_FIELDS))
+        return out
+
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id."""
+        return {r["id"]: np.asarray(r["vector"], dtype=np.float32) for r in self.rows(ids)}
 
     def _strong(self) -> dict[str, Any]:
         # Counts and consistency checks must see every acknowledged write; on a server the
         # collection's default (Bounded) may not yet. Lite is always consistent.
         return {} if self.is_lite else {"consistency_level": "Strong"}
 
-    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """Stored vectors by id."""
-        if not ids:
-            return {}
-        rows = self._client.get(self.collection, ids=list(ids), output_fields=["id", "vector"])
-        return {r["id"]: np.asarray(r["vector"], dtype=np.float32) for r in rows}
-
     # ------------------------------------------------------------ lifecycle
 
     def drop(self) -> None:
         """Drop the collection and create it empty (for `reset`)."""
-        self._client.drop_collection(self.collection)
-        self._unflushed = 0
-        self._ensure_collection()
+        self._call("drop", self._client.drop_collection, self.collection)
+        self.unflushed = 0
+        self._call("create", self._ensure_collection)
 
     def close(self) -> None:
-        """Flush, and stop the embedded server so a reopen finds clean files."""
+        """Close the client; the last user of a Lite directory stops its embedded server
+        so a reopen finds clean files. (Flushing is the caller's: it owns the marker.)"""
         try:
-            self.flush()
+            self._client.close()
         finally:
-            try:
-                self._client.close()
-            finally:
-                if self._lite_path is not None:
-                    from milvus_lite.server_manager import server_manager_instance
+            if self._lite_path is not None:
+                _lite_users.release(self._lite_path)
 
-                    server_manager_instance.release_server(self._lite_path)
+
+MARKER_ID = "@store"
+
+
+class _LiteUsers:
+    """How many open stores use each Milvus Lite directory in this process: several
+    collections can share one, and its embedded server stops with the last of them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count: dict[str, int] = {}
+
+    def acquire(self, path: str) -> None:
+        with self._lock:
+            self._count[path] = self._count.get(path, 0) + 1
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            left = self._count.get(path, 1) - 1
+            if left > 0:
+                self._count[path] = left
+                return
+            self._count.pop(path, None)
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
+
+
+_lite_users = _LiteUsers()
+
+
+def _reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {message}"
 
 
 # ---------------------------------------------------------------- expressions

@@ -1,7 +1,10 @@
-"""The SQLite file beside the engines: journal, history, and the memory catalog.
+"""The SQLite file that is the store's record: memories (with their vectors), the graph
+mirror, history, the journal of operations, and the store's identity and epochs.
 
-One connection, WAL mode, `synchronous=FULL` (an acknowledged write survives a crash), and
-one re-entrant lock so the journal and the catalog can share a transaction.
+Milvus and Kuzu are projections of this file (see `stores/projection.py`). One
+connection, WAL mode, `synchronous=FULL` (an acknowledged write survives a crash), and one
+re-entrant lock so the journal, the catalog and the mirror share a transaction. Every
+SQLite failure leaves as a `StoreError` that names the file.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-SCHEMA_VERSION = 1
+from hybridmem.errors import StoreError
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -24,7 +30,8 @@ CREATE TABLE IF NOT EXISTS ops (
     scope      TEXT NOT NULL,
     payload    TEXT NOT NULL,
     plan       TEXT,
-    status     TEXT NOT NULL CHECK (status IN ('received', 'planned', 'done')),
+    status     TEXT NOT NULL
+               CHECK (status IN ('received', 'planned', 'done', 'failed', 'quarantined')),
     attempts   INTEGER NOT NULL DEFAULT 0,
     error      TEXT,
     created_at TEXT NOT NULL,
@@ -48,12 +55,19 @@ CREATE TABLE IF NOT EXISTS memories (
     superseded_at TEXT,
     superseded_by TEXT,
     inferred      INTEGER NOT NULL DEFAULT 0,
-    scope_tokens  TEXT NOT NULL
+    scope_tokens  TEXT NOT NULL,
+    vector        BLOB NOT NULL,
+    -- the epoch of the operation that last wrote this row's vector to Milvus
+    vepoch        INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS memories_user ON memories (user_id);
 CREATE INDEX IF NOT EXISTS memories_agent ON memories (agent_id);
 CREATE INDEX IF NOT EXISTS memories_run ON memories (run_id);
 CREATE INDEX IF NOT EXISTS memories_hash ON memories (hash, user_id, agent_id, run_id);
+CREATE INDEX IF NOT EXISTS memories_vepoch ON memories (vepoch);
+
+-- Memories deleted from the record whose deletion Milvus has not yet made durable.
+CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
 
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
     text, scope_tokens, content='memories', content_rowid='rowid',
@@ -73,6 +87,19 @@ CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF text, scope_tokens ON m
     INSERT INTO memories_fts (rowid, text, scope_tokens)
     VALUES (new.rowid, new.text, new.scope_tokens);
 END;
+
+-- The graph as Kuzu must hold it (Kuzu is rebuilt from these two tables when it diverges).
+CREATE TABLE IF NOT EXISTS entities (
+    id TEXT PRIMARY KEY, user_id TEXT NOT NULL, agent_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entities_user ON entities (user_id);
+CREATE TABLE IF NOT EXISTS edges (
+    id TEXT PRIMARY KEY, user_id TEXT NOT NULL, agent_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    source_id TEXT NOT NULL, target_id TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS edges_user ON edges (user_id);
+CREATE INDEX IF NOT EXISTS edges_ends ON edges (source_id, target_id);
 
 CREATE TABLE IF NOT EXISTS history (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,25 +123,53 @@ CREATE INDEX IF NOT EXISTS history_user ON history (user_id);
 
 
 class Database:
-    """A SQLite connection shared by the journal and the catalog."""
+    """The record's SQLite connection, shared by the journal, the catalog and the mirror."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        self.conn.row_factory = sqlite3.Row
         self.lock = threading.RLock()
         self._depth = 0
-        with self.lock:
+        self.created = not path.exists() or path.stat().st_size == 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the catalog {path}: {exc}") from exc
+        self.conn.row_factory = sqlite3.Row
+        with self.guard("open"):
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
+            version = self._version()
+            if version not in (None, SCHEMA_VERSION):
+                raise StoreError(
+                    f"the catalog {path} has schema version {version}; this hybridmem reads "
+                    f"version {SCHEMA_VERSION}. Export it with the hybridmem that wrote it "
+                    "and import it into a new store"
+                )
             self.conn.executescript(_SCHEMA)
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    def _version(self) -> int | None:
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    @contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Turn a SQLite failure into a `StoreError` naming the file (and what was done)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(_describe(exc, self.path, what)) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -127,24 +182,65 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            with self.guard("write"):
+                self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._depth = 0
+                with suppress(sqlite3.Error):  # SQLite may have rolled back (SQLITE_FULL)
+                    self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(_describe(exc, self.path, "write")) from exc
                 raise
             else:
-                self.conn.execute("COMMIT")
-            finally:
                 self._depth = 0
+                with self.guard("commit"):
+                    try:
+                        self.conn.execute("COMMIT")
+                    except sqlite3.Error:
+                        with suppress(sqlite3.Error):
+                            self.conn.execute("ROLLBACK")
+                        raise
 
     def read(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
         """Run a read query under the lock."""
-        with self.lock:
+        with self.lock, self.guard("read"):
             return self.conn.execute(sql, params).fetchall()
 
+    def get_meta(self, key: str) -> str | None:
+        """One value of the meta table."""
+        rows = self.read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        """Set meta values (inside the caller's transaction when there is one)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(k, str(v)) for k, v in values.items()],
+            )
+
     def close(self) -> None:
-        """Close the connection."""
+        """Checkpoint the WAL into the main file (a clean close leaves no -wal behind),
+        then close."""
         with self.lock:
+            with suppress(sqlite3.Error):  # the WAL stays; SQLite replays it on open
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.close()
+
+
+def _describe(exc: sqlite3.Error, path: Path, what: str) -> str:
+    message = str(exc)
+    if "full" in message:
+        hint = "free disk space, then retry (nothing was changed)"
+    elif "malformed" in message or "not a database" in message or "corrupt" in message:
+        hint = ("the file is damaged: restore it from a backup, or run `hybridmem repair "
+                "--rebuild-catalog` to rebuild it from Milvus and Kuzu")
+    elif "readonly" in message or "unable to open" in message or "permission" in message:
+        hint = "check the file's and its folder's permissions"
+    else:
+        hint = "see the SQLite message"
+    return f"the catalog {path} failed ({what}): {message}; {hint}"

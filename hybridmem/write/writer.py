@@ -1,11 +1,19 @@
-"""The write path: plan an operation, journal the plan, apply it to the three stores.
+"""The write path: plan an operation, journal the plan, apply it to the stores.
 
-Order of application (each step idempotent, so recovery simply applies the plan again):
+Order of application (each step idempotent):
 1. Milvus: upsert and delete vectors;
-2. Kuzu: the plan's graph part in one transaction;
-3. SQLite, one transaction: catalog rows, history rows, operation `done`.
-The catalog is committed last and is what makes a memory visible to reads, so a crash
-between steps never shows a vector without its edges or an edge without its memory.
+2. Kuzu: the plan's graph part and its epoch, in one transaction;
+3. SQLite, one transaction: catalog rows with their vectors, the graph mirror, history
+   rows, the epoch, operation `done`. This commit is what makes the write visible and
+   acknowledged; Milvus and Kuzu are projections of this record.
+
+The rule for failures: a call that raises has changed nothing. Whatever part of its plan
+reached Milvus or Kuzu is undone by writing the touched ids again from the record. An
+update or delete that raised is then `failed` and never replayed; an add keeps its input
+(and its extraction, so no model is asked twice) and is planned again, against the state
+of that moment, by `retry_pending()` or the next open. A plan whose process died while
+applying it is finished on the next open, before anything else is written. At most one
+plan is ever in flight, so no plan is applied over writes that came after it.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from typing import Any
 
@@ -20,7 +30,7 @@ import numpy as np
 
 from hybridmem._failpoints import checkpoint
 from hybridmem.config import MemoryConfig
-from hybridmem.errors import HybridMemError, NotFoundError
+from hybridmem.errors import HybridMemError, NotFoundError, ProviderError, StoreError
 from hybridmem.providers.embed.base import Embedder
 from hybridmem.providers.extract.base import ExtractedRelation, Extraction, Extractor, Message
 from hybridmem.read.snapshot import GraphSnapshots
@@ -39,11 +49,17 @@ from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.stores.journal import Journal, PendingOp
 from hybridmem.stores.kuzu import KuzuGraphStore
 from hybridmem.stores.milvus import MilvusVectorStore
+from hybridmem.stores.mirror import GraphMirror
+from hybridmem.stores.projection import Projections
 from hybridmem.stores.sqlite import Database
 from hybridmem.text import text_hash
 from hybridmem.write.planner import FactLinks, GraphPlanner
 
 log = logging.getLogger(__name__)
+
+# An add that fails this many times for a reason other than a provider outage is
+# quarantined: kept and listed, no longer replayed on its own.
+MAX_ATTEMPTS = 3
 
 
 class Writer:
@@ -58,6 +74,8 @@ class Writer:
         catalog: MemoryCatalog,
         vectors: MilvusVectorStore,
         graph_store: KuzuGraphStore,
+        mirror: GraphMirror,
+        projections: Projections,
         snapshots: GraphSnapshots,
         planner: GraphPlanner,
         embedder: Embedder,
@@ -69,6 +87,8 @@ class Writer:
         self._catalog = catalog
         self._vectors = vectors
         self._graph = graph_store
+        self._mirror = mirror
+        self._projections = projections
         self._snapshots = snapshots
         self._planner = planner
         self._embedder = embedder
@@ -84,14 +104,16 @@ class Writer:
         """Run a journaled add to the end; returns the mem0-shaped result."""
         if infer and extraction is None:
             # The LLM call runs outside the write lock so adds of other scopes go on.
-            extraction = self._extractor.extract(
-                messages, user_name=self._planner.user_name(scope)
-            )
-            self._journal.note(op_id, {"extraction": extraction_to_dict(extraction)})
+            with self._planning(op_id, "add"):
+                extraction = self._extractor.extract(
+                    messages, user_name=self._planner.user_name(scope)
+                )
+                self._journal.note(op_id, {"extraction": extraction_to_dict(extraction)})
         with self.lock:
-            plan = self._plan_add(op_id, scope, messages, metadata, infer, extraction)
-            self._journal.set_plan(plan)
-            self.apply(plan)
+            with self._planning(op_id, "add"):
+                self._settle()
+                plan = self._plan_add(op_id, scope, messages, metadata, infer, extraction)
+            self.run(plan)
         return plan.result
 
     def _plan_add(self, op_id: str, scope: Scope, messages: list[Message],
@@ -183,93 +205,120 @@ class Writer:
                metadata: dict[str, Any] | None) -> dict[str, Any]:
         """Replace a memory's text (and metadata); its relations are derived again."""
         with self.lock:
-            record = self._catalog.get(memory_id)
-            if record is None:
-                raise NotFoundError(f"no memory with id {memory_id!r}")
-            scope = _scope_of(record)
-            now = now_iso()
-            plan = WritePlan(op_id=op_id, kind="update")
-            new = record.model_copy(update={
-                "text": text, "hash": text_hash(text), "updated_at": now,
-                "metadata": record.metadata if metadata is None else metadata,
-            })
-            relations: list[ExtractedRelation] = []
-            if record.inferred:  # verbatim memories (infer=False) never carry relations
-                extraction = self._extractor.extract(
-                    [Message("user", text)], user_name=self._planner.user_name(scope)
-                )
-                relations = [_single_fact(r) for r in extraction.relations]
-            names = self._planner.names_to_embed(scope, relations)
-            matrix = self._embedder.embed([text, *names])
-            plan.memories.append(MemoryWrite(record=new, vector=pack_vector(matrix[0]),
-                                             event="UPDATE", old_text=record.text))
-            plan.history.append(_history(new, "UPDATE", record.text, text, now))
-            self._planner.plan_forget(plan, scope, {memory_id})
-            self._planner.plan_relations(
-                plan, scope, relations, FactLinks([memory_id], [text], {memory_id}),
-                {n: matrix[1 + j] for j, n in enumerate(names)}, now,
-            )
-            plan.result = {"message": "Memory updated successfully!", "id": memory_id,
-                           "memory": text, "event": "UPDATE"}
-            self._journal.set_plan(plan)
-            self.apply(plan)
+            with self._planning(op_id, "update"):
+                plan = self._plan_update(op_id, memory_id, text, metadata)
+            self.run(plan)
             return plan.result
+
+    def _plan_update(self, op_id: str, memory_id: str, text: str,
+                     metadata: dict[str, Any] | None) -> WritePlan:
+        self._settle()
+        record = self._catalog.get(memory_id)
+        if record is None:
+            raise NotFoundError(f"no memory with id {memory_id!r}")
+        scope = _scope_of(record)
+        now = now_iso()
+        plan = WritePlan(op_id=op_id, kind="update")
+        new = record.model_copy(update={
+            "text": text, "hash": text_hash(text), "updated_at": now,
+            "metadata": record.metadata if metadata is None else metadata,
+        })
+        relations: list[ExtractedRelation] = []
+        if record.inferred:  # verbatim memories (infer=False) never carry relations
+            extraction = self._extractor.extract(
+                [Message("user", text)], user_name=self._planner.user_name(scope)
+            )
+            relations = [_single_fact(r) for r in extraction.relations]
+        names = self._planner.names_to_embed(scope, relations)
+        matrix = self._embedder.embed([text, *names])
+        plan.memories.append(MemoryWrite(record=new, vector=pack_vector(matrix[0]),
+                                         event="UPDATE", old_text=record.text))
+        plan.history.append(_history(new, "UPDATE", record.text, text, now))
+        self._planner.plan_forget(plan, scope, {memory_id})
+        self._planner.plan_relations(
+            plan, scope, relations, FactLinks([memory_id], [text], {memory_id}),
+            {n: matrix[1 + j] for j, n in enumerate(names)}, now,
+        )
+        plan.result = {"message": "Memory updated successfully!", "id": memory_id,
+                       "memory": text, "event": "UPDATE"}
+        return plan
 
     def delete(self, op_id: str, memory_id: str) -> dict[str, Any]:
         """Erase a memory, and the edges and entities only it supported."""
         with self.lock:
-            record = self._catalog.get(memory_id)
-            if record is None:
-                raise NotFoundError(f"no memory with id {memory_id!r}")
-            now = now_iso()
-            plan = WritePlan(op_id=op_id, kind="delete", delete_memory_ids=[memory_id])
-            plan.history.append(_history(record, "DELETE", record.text, None, now))
-            self._planner.plan_forget(plan, _scope_of(record), {memory_id})
-            plan.result = {"message": "Memory deleted successfully!", "id": memory_id}
-            self._journal.set_plan(plan)
-            self.apply(plan)
+            with self._planning(op_id, "delete"):
+                self._settle()
+                record = self._catalog.get(memory_id)
+                if record is None:
+                    raise NotFoundError(f"no memory with id {memory_id!r}")
+                now = now_iso()
+                plan = WritePlan(op_id=op_id, kind="delete", delete_memory_ids=[memory_id])
+                plan.history.append(_history(record, "DELETE", record.text, None, now))
+                self._planner.plan_forget(plan, _scope_of(record), {memory_id})
+                plan.result = {"message": "Memory deleted successfully!", "id": memory_id}
+            self.run(plan)
             return plan.result
 
     def delete_all(self, op_id: str, scope: Scope) -> dict[str, Any]:
         """Erase every memory, entity and edge inside a read scope."""
         with self.lock:
-            now = now_iso()
-            records = self._catalog.list(scope, include_superseded=True)
-            plan = WritePlan(
-                op_id=op_id, kind="delete_all", delete_memory_ids=[r.id for r in records],
-                delete_scope=ScopeFields(**scope.as_row()),
-            )
-            plan.history.extend(_history(r, "DELETE", r.text, None, now) for r in records)
-            plan.result = {"message": f"{len(records)} memories deleted successfully!",
-                           "deleted": len(records)}
-            self._journal.set_plan(plan)
-            self.apply(plan)
+            with self._planning(op_id, "delete_all"):
+                self._settle()
+                now = now_iso()
+                records = self._catalog.list(scope, include_superseded=True)
+                plan = WritePlan(
+                    op_id=op_id, kind="delete_all", delete_memory_ids=[r.id for r in records],
+                    delete_scope=ScopeFields(**scope.as_row()),
+                )
+                plan.history.extend(_history(r, "DELETE", r.text, None, now) for r in records)
+                noun = "memory" if len(records) == 1 else "memories"
+                plan.result = {"message": f"{len(records)} {noun} deleted successfully!",
+                               "deleted": len(records)}
+            self.run(plan)
             return plan.result
 
-    # ------------------------------------------------------------ apply / recover
+    # ------------------------------------------------------------ apply / undo / recover
+
+    @contextmanager
+    def _planning(self, op_id: str, kind: str) -> Iterator[None]:
+        """Failures before a plan is journaled changed nothing: record them."""
+        try:
+            yield
+        except NotFoundError:
+            self._journal.discard(op_id, force=True)
+            raise
+        except Exception as exc:
+            self._journal.fail(op_id, _describe(exc), self._status_after(op_id, kind, exc))
+            raise
+
+    def run(self, plan: WritePlan) -> None:
+        """Journal a plan and apply it; on failure undo it (see the module docstring)."""
+        self._journal.set_plan(plan)
+        try:
+            self.apply(plan)
+        except Exception as exc:
+            self._undo(plan, exc)
+            raise
 
     def apply(self, plan: WritePlan) -> None:
-        """Apply a plan to Milvus, Kuzu, then SQLite (see the module docstring)."""
+        """Apply a journaled plan to Milvus, Kuzu, then the record."""
+        if self._projections.vectors_stale:  # a flush failed: owed rows first
+            self._projections.resync_recent_vectors()
         checkpoint("plan.stored")
-        if plan.memories:
-            self._vectors.upsert(
-                [w.record for w in plan.memories],
-                np.vstack([unpack_vector(w.vector) for w in plan.memories]),
-            )
-        if plan.delete_scope is not None:
-            self._vectors.delete_scope(_scope_of(plan.delete_scope))
-        elif plan.delete_memory_ids:
-            self._vectors.delete(plan.delete_memory_ids)
+        records = [w.record for w in plan.memories]
+        vectors = (np.vstack([unpack_vector(w.vector) for w in plan.memories])
+                   if records else None)
+        self._vectors.upsert(records, vectors)
+        self._vectors.delete(plan.delete_memory_ids)
         checkpoint("milvus.written")
-        self._graph.apply(plan)
+        self._graph.apply(plan, self._projections.store_id)
         checkpoint("kuzu.written")
         with self._db.transaction():
-            if plan.delete_scope is not None:
-                self._catalog.delete_scope(_scope_of(plan.delete_scope))
-            elif plan.delete_memory_ids:
-                self._catalog.delete(plan.delete_memory_ids)
-            self._catalog.upsert(w.record for w in plan.memories)
+            self._catalog.delete(plan.delete_memory_ids, plan.epoch)
+            if records:
+                self._catalog.upsert(records, vectors, plan.epoch)
             self._catalog.supersede(plan.supersede)
+            self._mirror.apply(plan)
             self._journal.finish(plan)
         checkpoint("catalog.committed")
         if plan.delete_scope is not None:
@@ -279,43 +328,105 @@ class Writer:
                 (e.user_id, e.agent_id, e.run_id) for e in [*plan.entities, *plan.edges]}
             self._snapshots.apply(plan, {
                 _scope_of(ScopeFields(user_id=u, agent_id=a, run_id=r)) for u, a, r in rows})
+        if self._vectors.flush_due:
+            self._projections.flush()
+
+    def _undo(self, plan: WritePlan, exc: BaseException | None) -> bool:
+        """Make the engines match the record again after `plan` failed part-way, and move
+        its operation on: an add back to `received` (or `quarantined`), anything else to
+        `failed`. If the engines cannot be written either, the plan stays in flight (it is
+        undone before the next write); returns whether the undo finished."""
+        error = _describe(exc) if exc is not None else None
+        try:
+            self._projections.reproject(plan)
+        except Exception as again:  # noqa: BLE001 - the engine is still failing
+            log.warning("could not undo operation %s yet (%s); it is undone before the next "
+                        "write", plan.op_id, again)
+            if error is not None:
+                self._journal.fail(plan.op_id, error)
+            return False
+        finally:
+            self._snapshots.clear()
+        error = error or self._journal.error(plan.op_id) or "failed"
+        self._journal.fail(plan.op_id, error, self._status_after(plan.op_id, plan.kind, exc))
+        return True
+
+    def _status_after(self, op_id: str, kind: str, exc: BaseException | None) -> str:
+        """Where an operation goes after its call raised."""
+        if kind != "add":
+            return "failed"  # the caller saw the error; replaying later could undo newer writes
+        if isinstance(exc, ProviderError):
+            return "received"  # the model will answer again; nothing is wrong with the input
+        attempts = self._journal.attempts(op_id)
+        return "quarantined" if attempts + 1 >= MAX_ATTEMPTS else "received"
+
+    def _settle(self) -> None:
+        """Finish or undo the plan in flight, if any, before anything else is written.
+
+        Raises:
+            StoreError: it can be neither finished nor undone (an engine is still failing);
+                nothing new is written until it can.
+        """
+        op = self._journal.planned()
+        if op is None or op.plan is None:
+            return
+        if op.error is None:  # the process died while applying it: finish it
+            try:
+                self.apply(op.plan)
+                return
+            except Exception as exc:  # noqa: BLE001 - undone below
+                finished = self._undo(op.plan, exc)
+        else:  # its call raised, and undoing it did not finish then
+            finished = self._undo(op.plan, None)
+        if not finished:
+            raise StoreError(
+                f"an earlier operation ({op.kind} {op.id}) failed and cannot be undone yet: "
+                f"{self._journal.error(op.id)}; nothing new was written. Fix the cause (e.g. "
+                "free disk space) and retry"
+            )
 
     def recover(self) -> dict[str, int]:
-        """Finish every unfinished operation; failures stay pending for a later try."""
+        """Finish the plan in flight, then replay journaled adds (oldest first).
+
+        Returns `{"finished": n, "pending": m}` (m still failing).
+        """
+        with self.lock:
+            try:
+                self._settle()
+            except HybridMemError as exc:
+                log.warning("%s", exc)
+                return {"finished": 0, "pending": len(self._journal.pending(("received",
+                                                                             "planned")))}
         done = failed = 0
-        for op in self._journal.pending():
+        for op in self._journal.pending(("received",)):
             try:
                 self._finish(op)
                 done += 1
             except HybridMemError as exc:
                 failed += 1
-                self._journal.fail(op.id, f"{type(exc).__name__}: {exc}")
                 log.warning("operation %s (%s) is still pending: %s", op.id, op.kind, exc)
         return {"finished": done, "pending": failed}
 
     def _finish(self, op: PendingOp) -> None:
-        if op.plan is not None:
-            with self.lock:
-                self.apply(op.plan)
+        """Replay one journaled operation whose call raised or never returned."""
+        if op.kind != "add" and self._journal.has_later_done(op.id):
+            # An update or delete whose process died before it was planned, with writes
+            # after it: replaying it now would act on newer data than its caller saw.
+            self._journal.fail(op.id, "not replayed: later writes were made", "failed")
             return
         scope = _scope_of(ScopeFields(**op.scope))
         payload = op.payload
         if op.kind == "add":
             extraction = payload.get("extraction")
-            self.add(
-                op.id, scope, [Message(**m) for m in payload["messages"]], payload["metadata"],
-                payload["infer"], extraction_from_dict(extraction) if extraction else None,
-            )
+            self.add(op.id, scope, [Message(**m) for m in payload["messages"]],
+                     payload["metadata"], payload["infer"],
+                     extraction_from_dict(extraction) if extraction else None)
         elif op.kind == "update":
-            try:
+            with suppress(NotFoundError):  # deleted since: nothing to update
                 self.update(op.id, payload["memory_id"], payload["text"], payload["metadata"])
-            except NotFoundError:
-                self._journal.discard(op.id, force=True)
         elif op.kind == "delete":
-            try:
+            with suppress(NotFoundError):
                 self.delete(op.id, payload["memory_id"])
-            except NotFoundError:
-                self._journal.discard(op.id, force=True)
         elif op.kind == "delete_all":
             self.delete_all(op.id, scope)
         else:  # an import batch that died before its plan was stored wrote nothing
@@ -328,6 +439,10 @@ class Writer:
 def _scope_of(fields: ScopeFields) -> Scope:
     return Scope(user_id=fields.user_id or None, agent_id=fields.agent_id or None,
                  run_id=fields.run_id or None)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _history(record: MemoryRecord, event: str, old: str | None, new: str | None,

@@ -69,14 +69,12 @@ def problems(memory: Memory, ack_path: Path, users: tuple[str, ...]) -> list[str
         out.append(f"journal still pending after recovery: {memory.pending()}")
     acks = acknowledged(ack_path)
     catalog = {}
-    milvus_ids: set[str] = set()
     edges = []
     entities = []
     for user in users:
         scope = Scope.of(user)
         for record in memory._catalog.list(scope, include_superseded=True):
             catalog[record.id] = record
-        milvus_ids |= memory._vectors.ids(scope)
         edges += memory._graph.edges(scope, include_invalid=True)
         entities += memory._graph.entities(scope)
     for memory_id, text in acks.texts.items():
@@ -88,6 +86,10 @@ def problems(memory: Memory, ack_path: Path, users: tuple[str, ...]) -> list[str
             out.append(f"memory {memory_id} has {record.text!r}, acknowledged {text!r}")
     for memory_id in acks.deleted & set(catalog):
         out.append(f"deleted memory {memory_id} is back")
+    milvus_ids = memory._vectors.all_ids()
+    check = memory.check()
+    if not check["clean"]:
+        out.append(f"check() found divergences: {check['found']} {check['notes']}")
     if set(catalog) != milvus_ids:
         out.append(f"catalog and Milvus differ: only catalog {set(catalog) - milvus_ids}, "
                    f"only Milvus {milvus_ids - set(catalog)}")

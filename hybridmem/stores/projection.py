@@ -1,0 +1,391 @@
+"""Milvus and Kuzu as projections of the SQLite record: checked at open, made durable,
+compared in full, and rebuilt.
+
+The record (catalog with vectors, graph mirror, journal) is the truth. Each engine carries
+a marker: the id of the store that owns it and an epoch, the position of the last plan it
+holds (Kuzu: set in each plan's transaction; Milvus: set at each flush, the point where
+Milvus Lite makes writes durable). The record keeps the same epochs, so opening a store is
+a handful of reads:
+
+- an engine marked by another store: refused (two configurations never share an engine);
+- an engine behind the record (files lost, deleted or restored from an older copy): brought
+  up to date from the record, without any model call;
+- an engine ahead of the record (the record lost commits): refused with the command that
+  rebuilds the record from the engines, since nothing else can bring those writes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from hybridmem.errors import ConfigError, StoreError
+from hybridmem.records import HistoryEntry, MemoryRecord, WritePlan, iso
+from hybridmem.stores.catalog import MemoryCatalog
+from hybridmem.stores.identity import StorePaths
+from hybridmem.stores.journal import Journal
+from hybridmem.stores.kuzu import KuzuGraphStore
+from hybridmem.stores.milvus import MilvusVectorStore
+from hybridmem.stores.mirror import GraphMirror
+from hybridmem.stores.sqlite import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    """What a check found, or what a repair or an open did (counts per kind)."""
+
+    found: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, n: int, note: str | None = None) -> None:
+        """Count `n` of `kind` (ignored when 0), with an optional explanation."""
+        if n:
+            self.found[kind] = self.found.get(kind, 0) + n
+            if note:
+                self.notes.append(note)
+
+    @property
+    def clean(self) -> bool:
+        """Whether nothing was found."""
+        return not self.found
+
+
+class Projections:
+    """Keeps Milvus and Kuzu in step with the record."""
+
+    def __init__(self, *, paths: StorePaths, db: Database, journal: Journal,
+                 catalog: MemoryCatalog, mirror: GraphMirror, vectors: MilvusVectorStore,
+                 graph: KuzuGraphStore) -> None:
+        self._paths = paths
+        self._db = db
+        self._journal = journal
+        self._catalog = catalog
+        self._mirror = mirror
+        self._vectors = vectors
+        self._graph = graph
+        self.store_id = self._claim()
+        # Set when a flush failed: Milvus Lite dropped the rows written since the last good
+        # flush, and they are written again from the record before the next write.
+        self.vectors_stale = False
+
+    # ------------------------------------------------------------ identity
+
+    def _claim(self) -> str:
+        identity = self._paths.identity
+        recorded = self._db.get_meta("identity")
+        if recorded is not None and recorded != identity.to_json():
+            from hybridmem.stores.identity import StoreIdentity
+
+            theirs = StoreIdentity.from_json(recorded)
+            raise ConfigError(
+                f"the catalog {self._paths.catalog} belongs to the store with "
+                f"{theirs.describe()}, not {identity.describe()}. Each store keeps its own "
+                "catalog: use another collection_name (or history_db_path) for a new store, "
+                "or the original settings for that one"
+            )
+        store_id = self._db.get_meta("store_id")
+        if store_id is None:
+            store_id = uuid.uuid4().hex
+            self._db.set_meta({"store_id": store_id, "identity": identity.to_json(),
+                               "created_at": iso(datetime.now(UTC))})
+        return store_id
+
+    def _epochs(self) -> tuple[int, int, int]:
+        get = self._db.get_meta
+        return (int(get("epoch") or 0), int(get("graph_epoch") or 0),
+                int(get("vector_epoch") or 0))
+
+    # ------------------------------------------------------------ open
+
+    def check_at_open(self, *, rebuild_record: bool = False) -> Report:
+        """Compare markers and counts; bring lagging engines up to date from the record.
+
+        Raises:
+            ConfigError: an engine belongs to another store.
+            StoreError: an engine holds writes the record lost (unless `rebuild_record`).
+        """
+        report = Report()
+        epoch, graph_epoch, vector_epoch = self._epochs()
+        planned = self._journal.planned()
+        in_flight = planned.plan.epoch if planned and planned.plan else None
+        fresh = epoch == 0 and self._catalog.count() == 0
+        vector_mark, graph_mark = self._vectors.marker(), self._graph.marker()
+        for engine, mark in (("Milvus collection", vector_mark), ("Kuzu graph", graph_mark)):
+            if mark is None or mark[0] == self.store_id:
+                continue
+            if not fresh:
+                raise ConfigError(
+                    f"the {engine} of {self._paths.identity.describe()} belongs to another "
+                    f"store ({mark[0]}); the catalog {self._paths.catalog} is store "
+                    f"{self.store_id}. Give this configuration its own collection_name and "
+                    "graph_store.db"
+                )
+            if not rebuild_record:
+                raise StoreError(
+                    f"the catalog {self._paths.catalog} is empty, but the {engine} holds "
+                    f"store {mark[0]} up to epoch {mark[1]}: either the catalog was lost or "
+                    "replaced (restore it, or run `hybridmem repair --rebuild-catalog` to "
+                    "rebuild it from Milvus and Kuzu), or another host's hybridmem owns that "
+                    f"{engine} (give this configuration its own collection_name)"
+                )
+        if fresh and vector_mark is None and self._vectors.count():
+            raise ConfigError(
+                f"collection {self._paths.identity.collection!r} already holds rows written "
+                "by something else; use another collection_name"
+            )
+        ahead = []
+        if graph_mark and graph_mark[0] == self.store_id and graph_mark[1] > graph_epoch \
+                and graph_mark[1] != in_flight:
+            ahead.append(f"the Kuzu graph is at epoch {graph_mark[1]}, the catalog at "
+                         f"{graph_epoch}")
+        if vector_mark and vector_mark[0] == self.store_id and vector_mark[1] > epoch:
+            ahead.append(f"the Milvus collection is at epoch {vector_mark[1]}, the catalog "
+                         f"at {epoch}")
+        lost = self._lost_from_record() if not fresh or rebuild_record else set()
+        if planned and planned.plan:  # written by the plan in flight, finished after open
+            lost -= {w.record.id for w in planned.plan.memories}
+        if lost:
+            ahead.append(f"Milvus holds {len(lost)} memories the catalog does not")
+        if (ahead or (fresh and (vector_mark or graph_mark))) and rebuild_record:
+            return self.rebuild_record()
+        if ahead:
+            raise StoreError(
+                f"the catalog {self._paths.catalog} lost committed writes ("
+                + "; ".join(ahead) + "), e.g. its -wal file was deleted or an older copy "
+                "restored. Run `hybridmem repair --rebuild-catalog` (or "
+                "Memory(config, repair=True)) to take them back from the engines"
+            )
+        if graph_mark is None and graph_epoch == 0 and not any(self._mirror.count()):
+            if any(self._graph.count()):
+                raise ConfigError(
+                    f"the Kuzu graph at {self._paths.graph} already holds entities written by "
+                    "something else; give this configuration its own graph_store.db"
+                )
+            self._graph.restore(entities=[], edges=[], store_id=self.store_id, epoch=0)
+        elif graph_mark is None or graph_mark[1] < graph_epoch:
+            n = self.rebuild_graph()
+            report.add("graph_rebuilt", max(n, 1),
+                       f"the Kuzu graph was behind the record (epoch "
+                       f"{graph_mark[1] if graph_mark else 'none'} < {graph_epoch}); rebuilt "
+                       f"{n} entities and edges from the record")
+        if vector_mark is None and fresh:
+            self.flush()  # mark the collection as this store's from the start
+        elif vector_mark is None or vector_mark[1] < vector_epoch:
+            n = self.sync_all_vectors()
+            report.add("vectors_restored", n,
+                       f"Milvus was behind the record; wrote {n} memories back from it")
+        else:
+            report.add("vectors_rewritten", self.resync_recent_vectors())
+        for note in report.notes:
+            log.warning(note)
+        return report
+
+    def _lost_from_record(self) -> set[str]:
+        """Memory ids Milvus holds that the record has neither as a row nor a tombstone.
+        Counts first: the full id scan runs only when they disagree."""
+        if self._vectors.count() == self._catalog.count():
+            return set()
+        known = self._catalog.all_ids() | set(self._catalog.tombstones())
+        return self._vectors.all_ids() - known
+
+    # ------------------------------------------------------------ vectors
+
+    def flush(self) -> None:
+        """Make Milvus durable up to the record's epoch. A failure is logged, not raised:
+        the rows stay owed in the record and are written again before the next write."""
+        epoch = self._journal.epoch()
+        try:
+            self._vectors.flush(self.store_id, epoch)
+        except StoreError as exc:
+            self.vectors_stale = True
+            log.warning("Milvus flush failed (%s); the rows written since the last good "
+                        "flush will be written again from the record", exc)
+            return
+        with self._db.transaction():
+            self._db.set_meta({"vector_epoch": epoch})
+            self._catalog.flushed(epoch)
+
+    def resync_recent_vectors(self) -> int:
+        """Write again every row Milvus has not confirmed durable; returns how many."""
+        _, _, vector_epoch = self._epochs()
+        n = 0
+        for records, vectors in self._catalog.rows_with_vectors(after_epoch=vector_epoch):
+            self._vectors.upsert(records, vectors)
+            n += len(records)
+        gone = self._catalog.tombstones()
+        self._vectors.delete(gone)
+        self.vectors_stale = False
+        return n + len(gone)
+
+    def sync_all_vectors(self) -> int:
+        """Make Milvus hold exactly the record's memories; returns rows written or deleted."""
+        in_milvus = self._vectors.all_ids()
+        in_record = self._catalog.all_ids()
+        extra = sorted(in_milvus - in_record)
+        self._vectors.delete(extra)
+        n = len(extra)
+        for records, vectors in self._catalog.rows_with_vectors(ids=sorted(in_record)):
+            self._vectors.upsert(records, vectors)
+            n += len(records)
+        self.flush()
+        return n
+
+    # ------------------------------------------------------------ graph
+
+    def rebuild_graph(self) -> int:
+        """Replace Kuzu's contents with the record's graph; returns entities + edges."""
+        entities, edges = self._mirror.entities(), self._mirror.edges()
+        _, graph_epoch, _ = self._epochs()
+        self._graph.restore(entities=entities, edges=edges, store_id=self.store_id,
+                            epoch=graph_epoch, everything=True)
+        return len(entities) + len(edges)
+
+    # ------------------------------------------------------------ undoing a plan
+
+    def reproject(self, plan: WritePlan) -> None:
+        """Undo whatever part of `plan` reached the engines: every id it touches is made
+        to match the record again (the record itself never saw the plan)."""
+        memory_ids = [w.record.id for w in plan.memories] + list(plan.delete_memory_ids)
+        if memory_ids:
+            present = self._catalog.vectors(memory_ids)
+            self._vectors.delete([i for i in memory_ids if i not in present])
+            for records, vectors in self._catalog.rows_with_vectors(ids=list(present)):
+                self._vectors.upsert(records, vectors)
+        if not plan.touches_graph():
+            return
+        _, graph_epoch, _ = self._epochs()
+        if plan.delete_scope is not None:
+            self.rebuild_graph()
+            return
+        entity_ids = ({e.id for e in plan.entities} | set(plan.delete_entity_ids)
+                      | {e.source_id for e in plan.edges} | {e.target_id for e in plan.edges})
+        edge_ids = ({e.id for e in plan.edges} | {c.edge_id for c in plan.support}
+                    | set(plan.delete_edge_ids) | {i.edge_id for i in plan.invalidations})
+        entities = self._mirror.entities_by_id(entity_ids)
+        edges = self._mirror.edges_by_id(edge_ids)
+        # Edges of touched entities that the record has: a DETACH DELETE of a new entity
+        # must not take an old edge with it, so they are written again too.
+        for edge in self._mirror.edges_touching(list(entities)):
+            edges.setdefault(edge.id, edge)
+        ends = {e.source_id for e in edges.values()} | {e.target_id for e in edges.values()}
+        entities.update(self._mirror.entities_by_id(ends - set(entities)))
+        self._graph.restore(
+            entities=list(entities.values()), edges=list(edges.values()),
+            drop_entity_ids=sorted(entity_ids - set(entities)),
+            drop_edge_ids=sorted(edge_ids - set(edges)),
+            store_id=self.store_id, epoch=graph_epoch,
+        )
+
+    # ------------------------------------------------------------ full check and repair
+
+    def check(self) -> Report:
+        """Compare every memory, vector, entity and edge of the engines with the record."""
+        report = Report()
+        in_record = self._catalog.all_ids()
+        in_milvus = self._vectors.all_ids()
+        report.add("vectors_missing", len(in_record - in_milvus),
+                   f"{len(in_record - in_milvus)} memories have no vector in Milvus")
+        report.add("vectors_orphaned", len(in_milvus - in_record),
+                   f"{len(in_milvus - in_record)} vectors in Milvus have no memory")
+        stored = self._vectors.vectors(sorted(in_record & in_milvus))
+        expected = self._catalog.vectors(stored)
+        wrong = sum(1 for i, v in stored.items()
+                    if not np.allclose(v, expected[i], atol=1e-5))
+        report.add("vectors_differ", wrong, f"{wrong} vectors differ from the record's")
+        record_entities = {e.id: e for e in self._mirror.entities()}
+        record_edges = {e.id: e for e in self._mirror.edges()}
+        kuzu_entities = {e.id: e for e in self._graph.entities(None)}
+        kuzu_edges = {e.id: e for e in self._graph.edges(None, include_invalid=True)}
+        for kind, ours, theirs, skip in (
+            ("entities", record_entities, kuzu_entities, set()),
+            ("edges", record_edges, kuzu_edges,
+             {"source_name", "target_name", "source_type", "target_type"}),
+        ):
+            missing = set(ours) - set(theirs)
+            extra = set(theirs) - set(ours)
+            differ = sum(1 for i in set(ours) & set(theirs)
+                         if ours[i].model_dump(exclude=skip) != theirs[i].model_dump(exclude=skip))
+            report.add(f"{kind}_missing", len(missing), f"{len(missing)} {kind} missing in Kuzu")
+            report.add(f"{kind}_orphaned", len(extra), f"{len(extra)} {kind} in Kuzu only")
+            report.add(f"{kind}_differ", differ, f"{differ} {kind} differ from the record's")
+        unsupported = sum(1 for e in record_edges.values()
+                          if not set(e.memory_ids) <= in_record or not e.memory_ids)
+        report.add("edges_without_memory", unsupported,
+                   f"{unsupported} edges name memories the record does not have")
+        pending = self._journal.pending()
+        report.add("pending_operations", len(pending),
+                   f"{len(pending)} operations are journaled and unfinished")
+        return report
+
+    def repair(self) -> Report:
+        """Make both engines match the record exactly."""
+        report = Report()
+        report.add("vectors_written", self.sync_all_vectors())
+        report.add("graph_rows_written", self.rebuild_graph())
+        return report
+
+    def rebuild_record(self) -> Report:
+        """Take back from the engines whatever the record lost (memories from Milvus,
+        entities and edges from Kuzu). History rows of those memories are lost; each gets
+        one ADD row marked `recovered`."""
+        report = Report()
+        vector_mark, graph_mark = self._vectors.marker(), self._graph.marker()
+        owner = next((m[0] for m in (vector_mark, graph_mark) if m), None)
+        if owner is not None and owner != self.store_id:
+            self._db.set_meta({"store_id": owner})
+            self.store_id = owner
+        known = self._catalog.all_ids() | set(self._catalog.tombstones())
+        lost = sorted(self._vectors.all_ids() - known)
+        entities = [e for e in self._graph.entities(None)
+                    if e.id not in self._mirror.entities_by_id([e.id])]
+        edges = self._graph.edges(None, include_invalid=True)
+        have = self._mirror.edges_by_id([e.id for e in edges])
+        edges = [e for e in edges if e.id not in have]
+        supported = {m for e in self._mirror.edges() + edges for m in e.memory_ids}
+        epoch = max(self._epochs()[0], vector_mark[1] if vector_mark else 0,
+                    graph_mark[1] if graph_mark else 0)
+        with self._db.transaction():
+            for start in range(0, len(lost), 1000):
+                rows = self._vectors.rows(lost[start : start + 1000])
+                records = [_record_from_milvus(r, r["id"] in supported) for r in rows]
+                if records:
+                    self._catalog.upsert(records, np.vstack(
+                        [np.asarray(r["vector"], dtype=np.float32) for r in rows]), epoch)
+                    self._journal.write_history([_recovered(r) for r in records])
+            self._mirror.put(entities, edges)
+            self._db.set_meta({"epoch": epoch, "graph_epoch": graph_mark[1] if graph_mark
+                               else self._epochs()[1], "vector_epoch": 0})
+        report.add("memories_recovered", len(lost),
+                   f"took back {len(lost)} memories from Milvus (history before this "
+                   "repair is lost for them)")
+        report.add("graph_rows_recovered", len(entities) + len(edges),
+                   f"took back {len(entities)} entities and {len(edges)} edges from Kuzu")
+        report.found.update(self.repair().found)
+        return report
+
+
+def _record_from_milvus(row: dict, inferred: bool) -> MemoryRecord:
+    def stamp(ms: int) -> str:
+        return iso(datetime.fromtimestamp(ms / 1000, tz=UTC))
+
+    return MemoryRecord(
+        id=row["id"], text=row["text"], hash=row["hash"], metadata=row["metadata"] or {},
+        user_id=row["user_id"], agent_id=row["agent_id"], run_id=row["run_id"],
+        created_at=stamp(row["created_at"]),
+        updated_at=stamp(row["updated_at"]) if row["updated_at"] != row["created_at"] else None,
+        inferred=inferred,
+    )
+
+
+def _recovered(record: MemoryRecord) -> HistoryEntry:
+    return HistoryEntry(
+        id=uuid.uuid4().hex, memory_id=record.id, event="ADD", new_memory=record.text,
+        detail={"recovered": "milvus"}, created_at=record.created_at, user_id=record.user_id,
+        agent_id=record.agent_id, run_id=record.run_id,
+    )
