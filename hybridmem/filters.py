@@ -16,6 +16,7 @@ expression; `Filter.matches` evaluates it in Python, and the test suite checks t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -112,6 +113,10 @@ def _parse_field(key: Any, value: Any, depth: int) -> list[Filter]:
         raise InvalidInputError(f"filter key must be a string of 1-{MAX_KEY_CHARS} characters")
     if any(ord(ch) < 32 for ch in key):
         raise InvalidInputError(f"filter key {key!r} contains a control character")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError("filter key is not valid Unicode text") from None
     if value == "*":
         return [Condition(key, "exists")]
     if isinstance(value, dict):
@@ -145,12 +150,22 @@ def _check_operand(key: str, op: str, operand: Any) -> Any:
 
 
 def _check_scalar(key: str, op: str, value: Any) -> None:
-    if not isinstance(value, (str, int, float, bool)) or (
-        isinstance(value, float) and value != value
-    ):
+    if not isinstance(value, (str, int, float, bool)):
         raise InvalidInputError(
             f"{op} on {key!r} takes strings, numbers or bools, got {type(value).__name__}"
         )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInputError(f"{op} on {key!r} takes a finite number, got {value}")
+    if isinstance(value, int) and not isinstance(value, bool) and not (
+            -(2**63) <= value < 2**63):
+        raise InvalidInputError(f"{op} on {key!r}: {value} is outside the signed 64-bit range")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"{op} on {key!r} takes valid Unicode text") from None
+        if "\x00" in value:
+            raise InvalidInputError(f"{op} on {key!r}: the value contains a NUL character")
 
 
 # ----------------------------------------------------------------- evaluation

@@ -12,8 +12,13 @@ from hybridmem.providers.extract.base import Message
 
 ROLES = ("user", "assistant", "system", "tool", "human", "ai")
 MAX_LIMIT = 10_000
+# Milvus keeps a memory's text in a VARCHAR of at most 65,535 bytes and metadata in a JSON
+# field of at most 64 KiB; both are refused here rather than cut or rejected by the engine.
+MAX_TEXT_BYTES = 65_535
 MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 8
+# Integers the stores keep (Milvus JSON and SQLite both hold signed 64-bit integers).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def parse_messages(messages: Any, max_chars: int) -> list[Message]:
@@ -68,6 +73,12 @@ def check_text(text: Any, what: str, max_chars: int) -> str:
         raise InvalidInputError(f"{what} is not valid Unicode text ({exc.reason})") from None
     if "\x00" in text:
         raise InvalidInputError(f"{what} contains a NUL character")
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEXT_BYTES:
+        raise InvalidInputError(
+            f"{what} is {size} bytes of UTF-8, over the limit of {MAX_TEXT_BYTES}; split it "
+            "into several messages"
+        )
     return text
 
 
@@ -78,7 +89,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidInputError(f"metadata must be a dict, got {type(metadata).__name__}")
     _check_json(metadata, "metadata", 0)
-    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    size = len(json.dumps(metadata).encode("utf-8"))  # escaped, as Milvus measures it
     if size > MAX_METADATA_BYTES:
         raise InvalidInputError(f"metadata is {size} bytes, over {MAX_METADATA_BYTES}")
     return json.loads(json.dumps(metadata))
@@ -99,6 +110,11 @@ def _check_json(value: Any, where: str, depth: int) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidInputError(f"{where} is {value}, which JSON cannot hold")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidInputError(
+                f"{where} is {value}, outside the signed 64-bit range the stores keep"
+            )
     elif isinstance(value, str):
         check_text(value, where, MAX_METADATA_BYTES)
     elif value is not None and not isinstance(value, (bool, int)):

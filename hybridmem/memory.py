@@ -256,11 +256,14 @@ class Memory:
 
     def check(self) -> dict[str, Any]:
         """Compare every memory, vector, entity and edge of Milvus and Kuzu with the
-        record (a full scan). Returns `{"clean": bool, "found": {kind: n}, "notes": [...]}`."""
+        record (a full scan). Returns `{"clean": bool, "found": {kind: n}, "notes": [...],
+        "pending": n}`; `clean` is about the engines, `pending` counts journaled
+        operations still to replay (see `pending()`)."""
         self._check_open()
         with self._writer.lock:
             report = self._stores.projections.check()
-        return {"clean": report.clean, "found": report.found, "notes": report.notes}
+        return {"clean": report.clean, "found": report.found, "notes": report.notes,
+                "pending": len(self._journal.pending())}
 
     def repair(self) -> dict[str, Any]:
         """Make Milvus and Kuzu match the record exactly (rewrites what differs); then

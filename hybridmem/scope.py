@@ -58,6 +58,11 @@ class Scope:
                 raise ScopeError(f"{name} is longer than {MAX_SCOPE_ID_CHARS} characters")
             if "\x00" in value:
                 raise ScopeError(f"{name} must not contain a NUL character")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ScopeError(f"{name} is not valid Unicode text (a lone surrogate?)") \
+                    from None
         scope = cls(**values)
         if not scope.ids():
             raise ScopeError(

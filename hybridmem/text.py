@@ -10,11 +10,14 @@ import unicodedata
 _WS = re.compile(r"\s+")
 # Dashes and hyphens of every script fold to "-" so "Spider‑Man" (U+2011) == "Spider-Man".
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]")
+_UNKEEPABLE = re.compile("[\x00\ud800-\udfff]")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
 def clean_text(text: str) -> str:
-    """NFKC, unified dashes and quotes, collapsed whitespace, stripped."""
+    """NFKC, unified dashes and quotes, collapsed whitespace, stripped; characters no
+    store can keep (lone surrogates, NUL) become U+FFFD."""
+    text = _UNKEEPABLE.sub("\ufffd", text)
     text = unicodedata.normalize("NFKC", text)
     text = _DASHES.sub("-", text).translate(_QUOTES)
     return _WS.sub(" ", text).strip()

@@ -6,6 +6,7 @@ expressions; every value in one is a JSON-escaped literal, never pasted text.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from pathlib import Path
@@ -61,6 +62,15 @@ class MilvusVectorStore:
         try:
             self._client = MilvusClient(**kwargs)
             self._ensure_collection()
+            missing = self.missing_files()
+            if missing:
+                self._client.close()
+                raise StoreError(
+                    f"the Milvus Lite collection {self.collection!r} at {uri} lists "
+                    f"{len(missing)} data files that are gone (e.g. {missing[0]}); run "
+                    "`hybridmem repair` to move the collection aside and rebuild it from the "
+                    "record"
+                )
         except Exception as exc:
             if lite:
                 _lite_users.release(uri)
@@ -70,7 +80,27 @@ class MilvusVectorStore:
                 raise StoreLockedError(
                     f"Milvus Lite data at {uri} is in use by another process"
                 ) from exc
-            raise StoreError(f"cannot open Milvus at {uri}: {_reason(exc)}") from exc
+            hint = ("; if its files are damaged, run `hybridmem repair` to move the collection "
+                    "aside and rebuild it from the record") if lite else ""
+            raise StoreError(f"cannot open Milvus at {uri}: {_reason(exc)}{hint}") from exc
+
+    def missing_files(self) -> list[str]:
+        """Milvus Lite only: data files its manifest lists that are not on disk. (Lite opens
+        such a collection without a word and serves older versions of the rows that were
+        in them; a server checks its own storage.)"""
+        if self._lite_path is None:
+            return []
+        folder = Path(self._lite_path) / "collections" / self.collection
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return []  # Lite itself refused or rebuilt it while opening
+        return [
+            str(folder / "partitions" / name / file)
+            for name, part in manifest.get("partitions", {}).items()
+            for file in [*part.get("data_files", []), *part.get("delta_files", [])]
+            if not (folder / "partitions" / name / file).exists()
+        ]
 
     @property
     def is_lite(self) -> bool:

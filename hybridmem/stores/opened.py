@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
 
 from hybridmem.config import MemoryConfig
+from hybridmem.errors import StoreError
 from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.stores.identity import StorePaths, store_paths
 from hybridmem.stores.journal import Journal
@@ -18,6 +23,7 @@ from hybridmem.stores.projection import Projections, Report
 from hybridmem.stores.sqlite import Database
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,13 +65,20 @@ def open_stores(config: MemoryConfig, dims: int, *, repair: bool = False) -> Sto
     paths = store_paths(config)
     lock = StoreLock(paths.lock, paths.data_dir)
     opened: list[Any] = []
+    moved: list[str] = []
     try:
-        db = Database(paths.catalog)
+        db = _open(lambda: _probed(Database(paths.catalog), repair), repair, moved,
+                   paths.data_dir, [paths.catalog, *_sidecars(paths.catalog)])
         opened.append(db)
-        vectors = MilvusVectorStore(config.vector_store, paths.milvus_uri,
-                                    lite=paths.milvus_lite, dims=dims)
+        lite_collection = (Path(paths.milvus_uri) / "collections" / config.vector_store
+                           .collection_name) if paths.milvus_lite else None
+        vectors = _open(lambda: MilvusVectorStore(config.vector_store, paths.milvus_uri,
+                                                  lite=paths.milvus_lite, dims=dims),
+                        repair and lite_collection is not None, moved, paths.data_dir,
+                        [lite_collection] if lite_collection else [])
         opened.append(vectors)
-        graph = KuzuGraphStore(paths.graph)
+        graph = _open(lambda: KuzuGraphStore(paths.graph), repair, moved, paths.data_dir,
+                      [paths.graph, paths.graph.with_name(paths.graph.name + ".wal")])
         opened.append(graph)
         catalog, journal, mirror = MemoryCatalog(db), Journal(db), GraphMirror(db)
         projections = Projections(paths=paths, db=db, journal=journal, catalog=catalog,
@@ -73,6 +86,8 @@ def open_stores(config: MemoryConfig, dims: int, *, repair: bool = False) -> Sto
         report = projections.check_at_open(rebuild_record=repair)
         if repair:
             report.found.update(projections.repair().found)
+        report.add("files_moved_aside", len(moved), *(
+            [f"moved damaged files aside: {', '.join(moved)}"] if moved else []))
     except BaseException:
         for part in reversed(opened):
             _quietly(part.close)
@@ -81,6 +96,46 @@ def open_stores(config: MemoryConfig, dims: int, *, repair: bool = False) -> Sto
     return Stores(paths=paths, lock=lock, db=db, catalog=catalog, journal=journal,
                   mirror=mirror, vectors=vectors, graph=graph, projections=projections,
                   opened=report)
+
+
+def _open(open_part: Callable[[], T], repair: bool, moved: list[str], data_dir: Path,
+          files: list[Path]) -> T:
+    """Open one part; with `repair`, a part that fails to open has its files moved aside
+    (never deleted) and is opened again, empty, to be rebuilt."""
+    try:
+        return open_part()
+    except StoreError:
+        if not repair or not any(f.exists() for f in files):
+            raise
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    aside = data_dir / "damaged" / stamp
+    aside.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        if path.exists():
+            target = aside / path.name
+            shutil.move(str(path), str(target))
+            moved.append(str(target))
+            log.warning("moved the damaged %s to %s", path, target)
+    return open_part()
+
+
+def _probed(db: Database, repair: bool) -> Database:
+    """With `repair`, read every page of the record once, so a damaged file is found now
+    (and moved aside) rather than at some later read."""
+    if repair:
+        try:
+            with db.guard("integrity check"):
+                problems = db.conn.execute("PRAGMA quick_check").fetchall()
+            if [tuple(r) for r in problems] != [("ok",)]:
+                raise StoreError(f"the catalog {db.path} is damaged: {problems[:3]}")
+        except StoreError:
+            db.close()
+            raise
+    return db
+
+
+def _sidecars(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
 
 
 def _quietly(fn) -> None:

@@ -114,7 +114,8 @@ class Projections:
         epoch, graph_epoch, vector_epoch = self._epochs()
         planned = self._journal.planned()
         in_flight = planned.plan.epoch if planned and planned.plan else None
-        fresh = epoch == 0 and self._catalog.count() == 0
+        record_count, vector_count = self._catalog.count(), self._vectors.count()
+        fresh = epoch == 0 and record_count == 0
         vector_mark, graph_mark = self._vectors.marker(), self._graph.marker()
         for engine, mark in (("Milvus collection", vector_mark), ("Kuzu graph", graph_mark)):
             if mark is None or mark[0] == self.store_id:
@@ -134,7 +135,7 @@ class Projections:
                     "rebuild it from Milvus and Kuzu), or another host's hybridmem owns that "
                     f"{engine} (give this configuration its own collection_name)"
                 )
-        if fresh and vector_mark is None and self._vectors.count():
+        if fresh and vector_mark is None and vector_count:
             raise ConfigError(
                 f"collection {self._paths.identity.collection!r} already holds rows written "
                 "by something else; use another collection_name"
@@ -147,7 +148,9 @@ class Projections:
         if vector_mark and vector_mark[0] == self.store_id and vector_mark[1] > epoch:
             ahead.append(f"the Milvus collection is at epoch {vector_mark[1]}, the catalog "
                          f"at {epoch}")
-        lost = self._lost_from_record() if not fresh or rebuild_record else set()
+        lost: set[str] = set()
+        if vector_count != record_count and (not fresh or rebuild_record):
+            lost = self._lost_from_record()
         if planned and planned.plan:  # written by the plan in flight, finished after open
             lost -= {w.record.id for w in planned.plan.memories}
         if lost:
@@ -176,7 +179,8 @@ class Projections:
                        f"{n} entities and edges from the record")
         if vector_mark is None and fresh:
             self.flush()  # mark the collection as this store's from the start
-        elif vector_mark is None or vector_mark[1] < vector_epoch:
+        elif (vector_mark is None or vector_mark[1] < vector_epoch
+              or vector_count != record_count):
             n = self.sync_all_vectors()
             report.add("vectors_restored", n,
                        f"Milvus was behind the record; wrote {n} memories back from it")
@@ -187,10 +191,8 @@ class Projections:
         return report
 
     def _lost_from_record(self) -> set[str]:
-        """Memory ids Milvus holds that the record has neither as a row nor a tombstone.
-        Counts first: the full id scan runs only when they disagree."""
-        if self._vectors.count() == self._catalog.count():
-            return set()
+        """Memory ids Milvus holds that the record has neither as a row nor a tombstone
+        (a full id scan: run only when the counts disagree)."""
         known = self._catalog.all_ids() | set(self._catalog.tombstones())
         return self._vectors.all_ids() - known
 
@@ -318,9 +320,6 @@ class Projections:
                           if not set(e.memory_ids) <= in_record or not e.memory_ids)
         report.add("edges_without_memory", unsupported,
                    f"{unsupported} edges name memories the record does not have")
-        pending = self._journal.pending()
-        report.add("pending_operations", len(pending),
-                   f"{len(pending)} operations are journaled and unfinished")
         return report
 
     def repair(self) -> Report:

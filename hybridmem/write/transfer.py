@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hybridmem.errors import InvalidInputError
+from hybridmem.inputs import check_metadata, check_text
 from hybridmem.records import (
     EdgeRecord,
     EntityRecord,
@@ -26,8 +27,10 @@ from hybridmem.records import (
     now_iso,
     pack_vector,
 )
+from hybridmem.scope import Scope
 
 FORMAT_VERSION = 1
+MAX_LINE_CHARS = 1_000_000  # the byte limits of check_text bind first
 _EDGE_READ_ONLY = {"source_name", "target_name", "source_type", "target_type"}
 
 
@@ -59,12 +62,21 @@ def import_plans(lines: Iterable[dict[str, Any]], *, embed: Callable[[list[str]]
         body = {k: v for k, v in line.items() if k != "kind"} if kind else {}
         try:
             if kind == "memory":
-                memories.append(MemoryRecord(**body))
+                record = MemoryRecord(**body)
+                check_text(record.text, f"line {number}: text", MAX_LINE_CHARS)
+                check_metadata(record.metadata)
+                _check_ids(record, number)
+                memories.append(record)
             elif kind == "entity":
-                entities.append(EntityRecord(**body))
+                entity = EntityRecord(**body)
+                check_text(entity.name, f"line {number}: name", MAX_LINE_CHARS)
+                _check_ids(entity, number)
+                entities.append(entity)
             elif kind == "relation":
-                edges.append(EdgeRecord(**{k: v for k, v in body.items()
-                                           if k not in _EDGE_READ_ONLY}))
+                edge = EdgeRecord(**{k: v for k, v in body.items() if k not in _EDGE_READ_ONLY})
+                check_text(edge.fact, f"line {number}: fact", MAX_LINE_CHARS)
+                _check_ids(edge, number)
+                edges.append(edge)
             elif kind != "header":
                 raise InvalidInputError(f"line {number}: unknown kind {kind!r}")
         except ValidationError as exc:
@@ -96,6 +108,14 @@ def import_plans(lines: Iterable[dict[str, Any]], *, embed: Callable[[list[str]]
     for start in range(0, len(edges), batch):
         plan = WritePlan(op_id=uuid.uuid4().hex, kind="import", edges=edges[start : start + batch])
         yield plan, len(plan.edges)
+
+
+def _check_ids(row, number: int) -> None:
+    ids = row.model_dump(include={"user_id", "agent_id", "run_id"})
+    try:
+        Scope.of(**{k: v or None for k, v in ids.items()})
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"line {number}: {exc}") from None
 
 
 def _b64_len(dims: int) -> int:
