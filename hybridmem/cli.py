@@ -1,25 +1,19 @@
-"""The `hybridmem` command: add, search, inspect, export and import a memory store.
+"""The `hybridmem` command: add, search, inspect, check, repair, export and import a store.
 
-Every command takes `--data-dir` (default `$HYBRIDMEM_HOME` or `./hybridmem_data`) or
-`--config FILE` (a JSON mem0-style config dict), scope options `--user/--agent/--run`, and
-`--json` for machine-readable output. Exit codes: 0 ok, 1 not found, 2 bad input or config,
-3 store error (e.g. locked), 4 provider error.
+Options that pick the store (`--data-dir`, `--config`) and `--json` go before or after the
+command, as with `git -C`. Exit codes: 0 ok, 1 not found, 2 bad usage, input or config,
+3 store error (locked, damaged, or `doctor` found a divergence), 4 provider error.
 """
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from rich.tree import Tree
+from typing import Any
 
 from hybridmem.errors import (
     ConfigError,
@@ -27,303 +21,378 @@ from hybridmem.errors import (
     InvalidInputError,
     NotFoundError,
     ProviderError,
+    ScopeError,
     StoreError,
 )
-from hybridmem.memory import Memory
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="hybridmem: memory for agents (Milvus + Kuzu), from the terminal.")
-out = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Store directory.",
-                                               envvar="HYBRIDMEM_HOME")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", help="JSON config (mem0 shape).")]
-User = Annotated[str | None, typer.Option("--user", "-u", help="user_id scope.")]
-Agent = Annotated[str | None, typer.Option("--agent", help="agent_id scope.")]
-Run = Annotated[str | None, typer.Option("--run", help="run_id scope.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+EXIT_NOT_FOUND, EXIT_USAGE, EXIT_STORE, EXIT_PROVIDER = 1, 2, 3, 4
+_FLAGS = {"user_id": "--user", "agent_id": "--agent", "run_id": "--run"}
 
 
-@contextlib.contextmanager
-def _memory(data_dir: Path | None, config: Path | None) -> Iterator[Memory]:
-    try:
-        raw: dict[str, Any] = json.loads(config.read_text()) if config else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read config {config}: {exc}") from None
-    if data_dir is not None:
-        raw["data_dir"] = str(data_dir)
-    memory = Memory.from_config(raw)
+# ---------------------------------------------------------------- plumbing
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False)
+
+
+@contextmanager
+def _memory(args: argparse.Namespace, *, repair: bool = False) -> Iterator[Any]:
+    from hybridmem.config import MemoryConfig
+    from hybridmem.memory import Memory
+
+    raw: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            raw = json.loads(Path(args.config).read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config {args.config}: {exc}") from None
+    if args.data_dir is not None:
+        raw["data_dir"] = str(args.data_dir)
+    memory = Memory(MemoryConfig.from_dict(raw), repair=repair)
     try:
         yield memory
     finally:
         memory.close()
 
 
-def _scope(user: str | None, agent: str | None, run: str | None) -> dict[str, str]:
-    return {k: v for k, v in (("user_id", user), ("agent_id", agent), ("run_id", run)) if v}
+def _scope(args: argparse.Namespace) -> dict[str, str]:
+    return {k: v for k, v in (("user_id", args.user), ("agent_id", args.agent),
+                              ("run_id", args.run)) if v is not None}
 
 
-def _json_arg(value: str | None, what: str) -> Any:
+def _json_arg(value: str | None, flag: str) -> Any:
     if value is None:
         return None
     try:
         return json.loads(value)
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{what} is not valid JSON: {exc}") from None
+        raise InvalidInputError(f"{flag} is not valid JSON: {exc}") from None
 
 
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+def _table(title: str, columns: list[str], rows: list[list[str]], *,
+           keep: tuple[str, ...] = ()) -> None:
+    """A table whose `keep` columns (ids) are never cut, so they stay copyable."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=column in keep, min_width=36 if column in keep else None,
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
 
 
-@app.command()
-def add(
-    text: Annotated[list[str], typer.Argument(help="One or more messages (user role).")],
-    user: User = None, agent: Agent = None, run: Run = None,
-    metadata: Annotated[str | None, typer.Option(help="Metadata as JSON.")] = None,
-    infer: Annotated[bool, typer.Option("--infer/--no-infer",
-                                        help="Extract facts and relations.")] = True,
-    data_dir: DataDir = None, config: ConfigFile = None, as_json: AsJson = False,
-) -> None:
-    """Remember messages."""
-    with _memory(data_dir, config) as memory:
-        result = memory.add(list(text), **_scope(user, agent, run),
-                            metadata=_json_arg(metadata, "--metadata"), infer=infer)
-    if as_json:
-        _print_json(result)
-        return
+# ---------------------------------------------------------------- commands
+
+
+def cmd_add(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        result = memory.add(list(args.text), **_scope(args),
+                            metadata=_json_arg(args.metadata, "--metadata"),
+                            infer=not args.no_infer)
+    if args.json:
+        return _print_json(result)
     for item in result["results"]:
-        out.print(f"[bold]{item['event']}[/] {item['id']}  {item['memory']}")
+        print(f"{item['event']} {item['id']}  {item['memory']}")
     for rel in result["relations"]["added_entities"]:
-        out.print(f"  [green]+[/] {rel['source']} -{rel['relationship']}-> {rel['target']}")
+        print(f"  + {rel['source']} -{rel['relationship']}-> {rel['target']}")
     for rel in result["relations"]["deleted_entities"]:
-        out.print(f"  [red]-[/] {rel['source']} -{rel['relationship']}-> {rel['target']}"
-                  f"  ({rel['reason']})")
+        print(f"  - {rel['source']} -{rel['relationship']}-> {rel['target']}  ({rel['reason']})")
 
 
-@app.command()
-def search(
-    query: str, user: User = None, agent: Agent = None, run: Run = None,
-    limit: Annotated[int, typer.Option(help="Number of results.")] = 10,
-    filters: Annotated[str | None, typer.Option(help="Metadata filters as JSON.")] = None,
-    threshold: Annotated[float | None, typer.Option(help="Minimum fused score.")] = None,
-    data_dir: DataDir = None, config: ConfigFile = None, as_json: AsJson = False,
-) -> None:
-    """One ranked list of memories and relations, with each score's components."""
-    with _memory(data_dir, config) as memory:
-        result = memory.search(query, **_scope(user, agent, run), limit=limit,
-                               filters=_json_arg(filters, "--filters"), threshold=threshold)
-    if as_json:
-        _print_json(result)
-        return
-    table = Table(title=f"search: {query}")
-    for column in ("#", "score", "type", "vector", "bm25", "graph", "text"):
-        table.add_column(column, justify="right" if column not in ("type", "text") else "left")
+def cmd_search(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        result = memory.search(args.query, **_scope(args), limit=args.limit,
+                               filters=_json_arg(args.filters, "--filters"),
+                               threshold=args.threshold)
+    if args.json:
+        return _print_json(result)
+    rows = []
     for rank, hit in enumerate(result["results"], start=1):
         c = hit["score_components"]
-        table.add_row(str(rank), f"{hit['score']:.3f}", hit["type"],
-                      f"{c['vector']['normalized']:.2f}", f"{c['bm25']['normalized']:.2f}",
-                      f"{c['graph']['normalized']:.2f}", hit["memory"])
-    out.print(table)
+        rows.append([str(rank), f"{hit['score']:.3f}", hit["type"],
+                     f"{c['vector']['normalized']:.2f}", f"{c['bm25']['normalized']:.2f}",
+                     f"{c['graph']['normalized']:.2f}", hit["memory"]])
+    _table(f"search: {args.query}", ["#", "score", "type", "vector", "bm25", "graph", "text"],
+           rows)
 
 
-@app.command("get-all")
-def get_all(
-    user: User = None, agent: Agent = None, run: Run = None,
-    limit: Annotated[int, typer.Option(help="Number of memories.")] = 100,
-    include_invalid: Annotated[bool, typer.Option(help="Show superseded/ended too.")] = False,
-    data_dir: DataDir = None, config: ConfigFile = None, as_json: AsJson = False,
-) -> None:
-    """A scope's memories and relations."""
-    with _memory(data_dir, config) as memory:
-        result = memory.get_all(**_scope(user, agent, run), limit=limit,
-                                include_invalid=include_invalid)
-    if as_json:
-        _print_json(result)
-        return
-    table = Table(title="memories")
-    for column in ("id", "created_at", "memory"):
-        table.add_column(column)
-    for item in result["results"]:
-        text = item["memory"] + (" [dim](superseded)[/]" if item.get("superseded_at") else "")
-        table.add_row(item["id"], item["created_at"][:19], text)
-    out.print(table)
-    _print_relations(result["relations"])
+def cmd_get_all(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        result = memory.get_all(**_scope(args), limit=args.limit,
+                                include_invalid=args.include_invalid)
+    if args.json:
+        return _print_json(result)
+    _table("memories", ["id", "created_at", "memory"], [
+        [item["id"], item["created_at"][:19],
+         item["memory"] + (" (superseded)" if item.get("superseded_at") else "")]
+        for item in result["results"]], keep=("id",))
+    _table("relations", ["source", "relationship", "target", "state"], [
+        [r["source"], r["relationship"], r["target"],
+         "current" if r["valid"] else f"ended: {r['reason']}"]
+        for r in result["relations"]])
 
 
-def _print_relations(relations: list[dict[str, Any]]) -> None:
-    table = Table(title="relations")
-    for column in ("source", "relationship", "target", "state"):
-        table.add_column(column)
-    for rel in relations:
-        state = "current" if rel["valid"] else f"ended: {rel['reason']}"
-        table.add_row(rel["source"], rel["relationship"], rel["target"], state)
-    out.print(table)
+def cmd_get(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        item = memory.get(args.memory_id)
+    if item is None:
+        raise NotFoundError(f"no memory with id {args.memory_id!r}")
+    if args.json:
+        return _print_json(item)
+    print(f"{item['id']}  {item['memory']}")
 
 
-@app.command()
-def graph(
-    user: User = None, agent: Agent = None, run: Run = None,
-    include_invalid: Annotated[bool, typer.Option(help="Show ended relations too.")] = False,
-    picture: Annotated[Path | None, typer.Option("--out",
-                                                 help="Write a picture (.png/.svg).")] = None,
-    data_dir: DataDir = None, config: ConfigFile = None, as_json: AsJson = False,
-) -> None:
-    """The entity graph as a tree (entity -> its relations), optionally drawn to a file."""
-    with _memory(data_dir, config) as memory:
-        g = memory.graph(**_scope(user, agent, run), include_invalid=include_invalid)
-    if as_json:
+def cmd_graph(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        g = memory.graph(**_scope(args), include_invalid=args.include_invalid)
+    if args.json:
         import networkx as nx
 
         _print_json(nx.node_link_data(g, edges="edges"))
     else:
-        tree = Tree(f"[bold]{len(g)} entities, {g.number_of_edges()} relations")
+        from rich.tree import Tree
+
+        tree = Tree(f"{len(g)} entities, {g.number_of_edges()} relations")
         for node, data in sorted(g.nodes(data=True), key=lambda nd: -g.out_degree(nd[0])):
             if not g.out_degree(node):
                 continue
             branch = tree.add(f"[bold]{data['name']}[/] [dim]({data['type']})[/]")
             for _, target, edge in g.out_edges(node, data=True):
-                style = "" if edge["valid"] else "[strike dim]"
-                branch.add(f"{style}{edge['relation']} -> {g.nodes[target]['name']}"
-                           + ("" if edge["valid"] else f"[/]  [dim]{edge['reason']}[/]"))
-        out.print(tree)
-    if picture is not None:
+                text = f"{edge['relation']} -> {g.nodes[target]['name']}"
+                branch.add(text if edge["valid"] else f"[strike dim]{text}[/]  "
+                                                      f"[dim]{edge['reason']}[/]")
+        _console().print(tree)
+    if args.out is not None:
         from hybridmem.viz import draw
 
-        draw(g, picture)
-        err.print(f"wrote {picture}")
+        draw(g, args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
 
 
-@app.command()
-def history(memory_id: str, data_dir: DataDir = None, config: ConfigFile = None,
-            as_json: AsJson = False) -> None:
-    """What happened to one memory."""
-    with _memory(data_dir, config) as memory:
-        rows = memory.history(memory_id)
+def cmd_history(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        rows = memory.history(args.memory_id)
     if not rows:
-        raise NotFoundError(f"no history for memory {memory_id!r}")
-    if as_json:
-        _print_json(rows)
-        return
-    table = Table(title=f"history of {memory_id}")
-    for column in ("when", "event", "old", "new", "detail"):
-        table.add_column(column)
-    for row in rows:
-        detail = (row.get("detail") or {}).get("reason", "")
-        table.add_row(row["created_at"][:19], row["event"], row["old_memory"] or "",
-                      row["new_memory"] or "", detail)
-    out.print(table)
+        raise NotFoundError(f"no history for memory {args.memory_id!r}")
+    if args.json:
+        return _print_json(rows)
+    _table(f"history of {args.memory_id}", ["when", "event", "old", "new", "detail"], [
+        [r["created_at"][:19], r["event"], r["old_memory"] or "", r["new_memory"] or "",
+         (r.get("detail") or {}).get("reason", "")] for r in rows])
 
 
-@app.command()
-def delete(
-    memory_id: Annotated[str | None, typer.Argument(help="The memory to erase.")] = None,
-    all_in_scope: Annotated[bool, typer.Option("--all",
-                                               help="Erase the whole scope.")] = False,
-    user: User = None, agent: Agent = None, run: Run = None,
-    data_dir: DataDir = None, config: ConfigFile = None, as_json: AsJson = False,
-) -> None:
-    """Erase one memory, or (`--all` with a scope) everything in a scope."""
-    if (memory_id is None) == (not all_in_scope):
+def cmd_delete(args: argparse.Namespace) -> None:
+    if (args.memory_id is None) == (not args.all):
         raise InvalidInputError("give a MEMORY_ID, or --all with --user/--agent/--run")
-    with _memory(data_dir, config) as memory:
-        if all_in_scope:
-            result = memory.delete_all(**_scope(user, agent, run))
-        else:
-            result = memory.delete(memory_id)
-    _print_json(result) if as_json else out.print(result["message"])
+    with _memory(args) as memory:
+        result = (memory.delete_all(**_scope(args)) if args.all
+                  else memory.delete(args.memory_id))
+    _print_json(result) if args.json else print(result["message"])
 
 
-@app.command("export")
-def export_cmd(
-    user: User = None, agent: Agent = None, run: Run = None,
-    all_scopes: Annotated[bool, typer.Option("--all", help="Every scope.")] = False,
-    output: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
-    data_dir: DataDir = None, config: ConfigFile = None,
-) -> None:
-    """Write memories, entities and relations (with history) as JSON lines."""
-    with _memory(data_dir, config) as memory:
-        lines = memory.export(**_scope(user, agent, run), all_scopes=all_scopes)
-        target = output.open("w", encoding="utf-8") if output else sys.stdout
+def cmd_export(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        lines = memory.export(**_scope(args), all_scopes=args.all)
+        target = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
         count = 0
         try:
             for line in lines:
                 target.write(json.dumps(line, ensure_ascii=False) + "\n")
                 count += 1
         finally:
-            if output:
+            if args.out:
                 target.close()
-    if output:
-        err.print(f"wrote {count} lines to {output}")
+    if args.out:
+        print(f"wrote {count} lines to {args.out}", file=sys.stderr)
 
 
-@app.command("import")
-def import_cmd(
-    source: Annotated[Path, typer.Argument(help="A file made by `hybridmem export`.")],
-    data_dir: DataDir = None, config: ConfigFile = None, as_json: AsJson = False,
-) -> None:
-    """Load an export file (ids kept, texts embedded again)."""
+def cmd_import(args: argparse.Namespace) -> None:
+    from rich.progress import Progress
+
     try:
-        raw = source.read_text(encoding="utf-8").splitlines()
+        raw = args.source.read_text(encoding="utf-8").splitlines()
         lines = [json.loads(line) for line in raw if line.strip()]
     except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {source}: {exc}") from None
-    with _memory(data_dir, config) as memory, Progress(console=err,
-                                                      disable=as_json) as progress:
-        task = progress.add_task("importing", total=len(lines))
+        raise InvalidInputError(f"cannot read {args.source}: {exc}") from None
+    total = sum(1 for line in lines if isinstance(line, dict) and line.get("kind") != "header")
+    with _memory(args) as memory, Progress(console=_console(stderr=True),
+                                           disable=args.json) as progress:
+        task = progress.add_task("importing", total=total)
         counts = memory.import_lines(lines, progress=lambda n: progress.advance(task, n))
-    _print_json(counts) if as_json else out.print(
+    _print_json(counts) if args.json else print(
         f"imported {counts['memories']} memories, {counts['entities']} entities, "
         f"{counts['relations']} relations")
 
 
-@app.command()
-def stats(data_dir: DataDir = None, config: ConfigFile = None) -> None:
-    """Row counts in each store."""
-    with _memory(data_dir, config) as memory:
-        _print_json(memory.stats())
+def cmd_stats(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        _print_json({**memory.stats(), "store": str(memory.data_dir)})
 
 
-@app.command()
-def demo(data_dir: DataDir = None) -> None:
-    """Run the offline demo (the article's seven statements and four questions)."""
+def cmd_doctor(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        report = {"opened": memory.recovered, **memory.check()}
+    if args.json:
+        _print_json(report)
+    else:
+        for note in report["notes"]:
+            print(note)
+        print("the engines match the record" if report["clean"]
+              else "run `hybridmem repair` to make the engines match the record")
+        if report["pending"]:
+            print(f"{report['pending']} journaled operations are pending "
+                  "(`hybridmem pending`)")
+    return 0 if report["clean"] else EXIT_STORE
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    with _memory(args, repair=True) as memory:
+        report = {"opened": memory.recovered, **memory.repair()}
+    if args.json:
+        _print_json(report)
+    else:
+        done = {**report["opened"], **report["repaired"]}
+        print("repaired: " + (", ".join(f"{k} {v}" for k, v in done.items() if v) or "nothing"))
+        print("the engines match the record" if report["clean"]
+              else f"still different: {report['found']}")
+    return 0 if report["clean"] else EXIT_STORE
+
+
+def cmd_pending(args: argparse.Namespace) -> None:
+    with _memory(args) as memory:
+        if args.discard:
+            memory.discard_pending(args.discard)
+        if args.retry:
+            print(json.dumps(memory.retry_pending()), file=sys.stderr)
+        ops = memory.pending()
+    if args.json or not ops:
+        return _print_json(ops) if args.json else print("no pending operations")
+    _table("pending operations", ["id", "kind", "status", "attempts", "error"],
+           [[o["id"], o["kind"], o["status"], str(o["attempts"]), o["error"] or ""]
+            for o in ops], keep=("id",))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
     from hybridmem.demo import run
 
-    run(str(data_dir) if data_dir else None)
+    run(str(args.data_dir) if args.data_dir else None)
 
 
-def main() -> int:
-    """Entry point of the `hybridmem` console script."""
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (global options accepted before or after the command)."""
+    def store_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+        default = None if top else argparse.SUPPRESS
+        parser.add_argument("--data-dir", type=Path, default=default,
+                            help="store directory (default: $HYBRIDMEM_HOME or "
+                                 "./hybridmem_data)")
+        parser.add_argument("--config", type=Path, default=default,
+                            help="JSON config file (mem0's dict shape)")
+        parser.add_argument("--json", action="store_true", default=False if top else
+                            argparse.SUPPRESS, help="print JSON instead of tables")
+
+    root = argparse.ArgumentParser(
+        prog="hybridmem", description="Memory for agents (Milvus + Kuzu), from the terminal.",
+        epilog="exit codes: 0 ok, 1 not found, 2 usage/input/config, 3 store, 4 provider")
+    store_options(root, top=True)
+    commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, fn: Callable, help_text: str, *, scoped: bool = False):
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        store_options(parser, top=False)
+        if scoped:
+            parser.add_argument("--user", "-u", help="user_id scope")
+            parser.add_argument("--agent", help="agent_id scope")
+            parser.add_argument("--run", help="run_id scope")
+        parser.set_defaults(handler=fn)
+        return parser
+
+    p = command("add", cmd_add, "Remember messages (user role).", scoped=True)
+    p.add_argument("text", nargs="+", help="one or more messages")
+    p.add_argument("--metadata", help="metadata as JSON")
+    p.add_argument("--no-infer", action="store_true",
+                   help="store the messages verbatim (no fact or relation extraction)")
+    p = command("search", cmd_search, "One ranked list of memories and relations.",
+                scoped=True)
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--filters", help="metadata filters as JSON (mem0's grammar)")
+    p.add_argument("--threshold", type=float, help="minimum fused score (0-1)")
+    p = command("get-all", cmd_get_all, "A scope's memories and relations.", scoped=True)
+    p.add_argument("--limit", type=int, default=100, help="number of memories (default 100)")
+    p.add_argument("--include-invalid", action="store_true",
+                   help="also superseded memories and ended relations")
+    p = command("get", cmd_get, "One memory by id.")
+    p.add_argument("memory_id")
+    p = command("graph", cmd_graph, "The entity graph as a tree, optionally drawn.",
+                scoped=True)
+    p.add_argument("--include-invalid", action="store_true", help="also ended relations")
+    p.add_argument("--out", type=Path, help="write a picture (.png or .svg; needs [viz])")
+    p = command("history", cmd_history, "What happened to one memory.")
+    p.add_argument("memory_id")
+    p = command("delete", cmd_delete, "Erase one memory, or --all of a scope.", scoped=True)
+    p.add_argument("memory_id", nargs="?")
+    p.add_argument("--all", action="store_true", help="erase the whole scope")
+    p = command("export", cmd_export, "Write a scope (or --all) as JSON lines.", scoped=True)
+    p.add_argument("--all", action="store_true", help="every scope")
+    p.add_argument("--out", type=Path, help="file (default: stdout)")
+    p = command("import", cmd_import, "Load a file made by `export` (ids kept).")
+    p.add_argument("source", type=Path)
+    command("stats", cmd_stats, "Row counts in the record and each engine.")
+    command("doctor", cmd_doctor, "Compare Milvus and Kuzu with the record (full scan).")
+    command("repair", cmd_repair, "Make Milvus and Kuzu match the record; rebuild a lost or "
+            "damaged catalog from them (damaged files are moved aside, never deleted).")
+    p = command("pending", cmd_pending, "Journaled operations not finished yet.")
+    p.add_argument("--retry", action="store_true", help="replay them now")
+    p.add_argument("--discard", metavar="ID", help="drop one (e.g. a quarantined add)")
+    command("demo", cmd_demo, "The offline demo: the article's statements and questions.")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hybridmem` console script; returns the exit code."""
+    parser = build_parser()
     try:
-        app(standalone_mode=False)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (usage line printed, 2) or --help (0)
+        return int(exc.code or 0)
+    try:
+        code = args.handler(args)
     except NotFoundError as exc:
-        err.print(f"[red]not found:[/] {exc}")
-        return 1
+        print(f"not found: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except ScopeError as exc:
+        message = str(exc)
+        for field, flag in _FLAGS.items():
+            message = message.replace(field, flag)
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
     except (InvalidInputError, ConfigError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return 2
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except StoreError as exc:
-        err.print(f"[red]store error:[/] {exc}")
-        return 3
+        print(f"store error: {exc}", file=sys.stderr)
+        return EXIT_STORE
     except ProviderError as exc:
-        err.print(f"[red]provider error:[/] {exc}")
-        return 4
+        print(f"provider error: {exc}", file=sys.stderr)
+        return EXIT_PROVIDER
     except HybridMemError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return 2
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

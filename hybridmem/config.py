@@ -8,6 +8,7 @@ naming it, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -262,9 +263,30 @@ def _provider_block(section: str, block: Any) -> dict[str, Any] | None:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
+        loc = [str(p) for p in err["loc"]]
+        where = _dict_path(loc)
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown config key {where!r}")
+            known = _known_keys(loc[:-1])
+            close = difflib.get_close_matches(loc[-1], known, n=2)
+            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+            parts.append(f"unknown config key {where!r}{hint}; known keys there: {known}")
         else:
             parts.append(f"{where}: {err['msg']}")
     return "invalid config: " + "; ".join(parts)
+
+
+def _dict_path(loc: list[str]) -> str:
+    """The key path as the user wrote it: provider blocks keep their `config` level."""
+    if loc and loc[0] in _PROVIDER_BLOCKS and len(loc) > 1:
+        return ".".join([loc[0], "config", *loc[1:]])
+    return ".".join(loc)
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = MemoryConfig
+    for name in loc:
+        annotation = model.model_fields[name].annotation
+        model = next((a for a in (annotation, *getattr(annotation, "__args__", ()))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), model)
+    aliases = {alias for alias, ours in _KEY_ALIASES.items() if ours in model.model_fields}
+    return sorted((set(model.model_fields) - {"provider"}) | aliases)

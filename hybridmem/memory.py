@@ -125,6 +125,8 @@ class Memory:
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         infer: bool = True,
+        memory_type: str | None = None,
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         """Remember messages (a str, a role/content dict, or a list of them).
 
@@ -143,6 +145,16 @@ class Memory:
                 and `retry_pending()` finishes it later.
         """
         self._check_open()
+        if memory_type is not None:
+            raise InvalidInputError(
+                f"memory_type={memory_type!r} is not supported by hybridmem (mem0's procedural "
+                "memory summarises agent runs); leave it out to store facts and relations"
+            )
+        if prompt is not None:
+            raise InvalidInputError(
+                "prompt= on add is not supported by hybridmem; set the extraction prompt once "
+                "with the config key custom_fact_extraction_prompt"
+            )
         if not isinstance(infer, bool):
             raise InvalidInputError("infer must be True or False")
         scope = Scope.of(user_id, agent_id, run_id)

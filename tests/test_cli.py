@@ -76,7 +76,7 @@ def test_export_import_moves_a_store(run, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
-    (("search", "tea"), 2, "user_id"),
+    (("search", "tea"), 2, "--user"),
     (("search", "tea", "-u", "x", "--limit", "0"), 2, "limit"),
     (("search", "tea", "-u", "x", "--filters", "{bad"), 2, "not valid JSON"),
     (("history", "no-such-id"), 1, "not found"),
@@ -88,11 +88,65 @@ def test_errors_are_clear_with_exit_codes(run, args, code, message):
     assert got == code and message in err
 
 
+@pytest.mark.parametrize("args", [
+    ("search", "--no-such-flag", "x"),
+    ("frobnicate",),
+    ("search",),
+    ("search", "tea", "--limit", "many"),
+])
+def test_usage_errors_print_the_usage_line_and_exit_2(args, capsys):
+    assert cli.main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: hybridmem") and "Traceback" not in err
+    assert len(err.splitlines()) < 8
+
+
+def test_store_options_go_before_or_after_the_command(tmp_path, capsys):
+    store = str(tmp_path / "s")
+    assert cli.main(["--data-dir", store, "add", "I enjoy chess", "-u", "g"]) == 0
+    assert cli.main(["search", "chess", "-u", "g", "--data-dir", store, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "chess" in json.loads(out[out.index("{"):])["results"][0]["memory"]
+    assert cli.main(["--json", "--data-dir", store, "stats"]) == 0
+    assert json.loads(capsys.readouterr().out)["memories"] == 1
+
+
+def test_a_data_dir_that_cannot_be_made_exits_2_naming_it(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["stats", "--data-dir", str(blocker / "store")]) == 2
+    assert str(blocker) in capsys.readouterr().err
+
+
+def test_ids_stay_whole_in_narrow_terminals(run, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    run("add", "A rather long note that would wrap in a narrow terminal", "-u", "n",
+        "--no-infer")
+    _, out, _ = run("get-all", "-u", "n", "--json")
+    memory_id = json.loads(out)["results"][0]["id"]
+    _, out, _ = run("get-all", "-u", "n")
+    assert memory_id in out
+
+
+def test_delete_all_says_memory_for_one(run):
+    run("add", "Only note", "-u", "one", "--no-infer")
+    code, out, _ = run("delete", "--all", "-u", "one")
+    assert code == 0 and "1 memory deleted" in out
+
+
+def test_doctor_and_repair(run):
+    run("add", "My friend Ivo lives in Split", "-u", "d")
+    code, out, _ = run("doctor")
+    assert code == 0 and "match the record" in out
+    code, out, _ = run("repair")
+    assert code == 0 and "match the record" in out
+
+
 def test_console_script_is_installed():
     exe = shutil.which("hybridmem")
     assert exe is not None
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
     for command in ("add", "search", "get-all", "graph", "history", "delete", "export",
-                    "import", "demo"):
+                    "import", "stats", "doctor", "repair", "pending", "demo"):
         assert command in out.stdout

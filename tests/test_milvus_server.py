@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from hybridmem import DimensionMismatchError, Memory
+from hybridmem import ConfigError, DimensionMismatchError, Memory
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,3 +68,16 @@ def test_dimension_mismatch_on_a_server(server_url, tmp_path):
     raw["embedder"] = {"provider": "hash", "config": {"embedding_dims": 64}}
     with pytest.raises(DimensionMismatchError):
         Memory.from_config(raw)
+
+
+def test_a_second_host_with_its_own_catalog_is_refused(server_url, tmp_path):
+    """Two hosts (two data dirs) pointed at one server collection: the collection belongs
+    to the store whose catalog made it; the other is refused, never left to diverge."""
+    first = config(server_url, tmp_path / "host-a", collection_name="shared_across_hosts")
+    second = config(server_url, tmp_path / "host-b", collection_name="shared_across_hosts")
+    with Memory.from_config(first) as memory:
+        memory.add("I enjoy hiking", user_id="alice")
+    with pytest.raises(ConfigError, match="belongs to another store"):
+        Memory.from_config(second)
+    with Memory.from_config(first) as memory:  # the owner is unaffected
+        assert memory.stats()["memories"] == memory.stats()["vectors"] == 1

@@ -117,24 +117,33 @@ class Projections:
         record_count, vector_count = self._catalog.count(), self._vectors.count()
         fresh = epoch == 0 and record_count == 0
         vector_mark, graph_mark = self._vectors.marker(), self._graph.marker()
-        for engine, mark in (("Milvus collection", vector_mark), ("Kuzu graph", graph_mark)):
-            if mark is None or mark[0] == self.store_id:
-                continue
-            if not fresh:
-                raise ConfigError(
-                    f"the {engine} of {self._paths.identity.describe()} belongs to another "
-                    f"store ({mark[0]}); the catalog {self._paths.catalog} is store "
-                    f"{self.store_id}. Give this configuration its own collection_name and "
-                    "graph_store.db"
-                )
-            if not rebuild_record:
+        foreign = {engine: mark for engine, mark in (("Milvus collection", vector_mark),
+                                                     ("Kuzu graph", graph_mark))
+                   if mark is not None and mark[0] != self.store_id}
+        if foreign and not fresh:
+            engine, mark = next(iter(foreign.items()))
+            raise ConfigError(
+                f"the {engine} of {self._paths.identity.describe()} belongs to another "
+                f"store ({mark[0]}); the catalog {self._paths.catalog} is store "
+                f"{self.store_id}. Give this configuration its own collection_name and "
+                "graph_store.db"
+            )
+        if foreign and not rebuild_record:
+            owners = {mark[0] for mark in foreign.values()}
+            if len(foreign) == 2 and len(owners) == 1:  # both engines: the record was lost
                 raise StoreError(
-                    f"the catalog {self._paths.catalog} is empty, but the {engine} holds "
-                    f"store {mark[0]} up to epoch {mark[1]}: either the catalog was lost or "
-                    "replaced (restore it, or run `hybridmem repair --rebuild-catalog` to "
-                    "rebuild it from Milvus and Kuzu), or another host's hybridmem owns that "
-                    f"{engine} (give this configuration its own collection_name)"
+                    f"the catalog {self._paths.catalog} is empty, but Milvus and Kuzu hold "
+                    f"store {owners.pop()} (epoch {vector_mark[1]}): the catalog was lost or "
+                    "replaced. Restore it, or run `hybridmem repair` to rebuild it from Milvus "
+                    "and Kuzu"
                 )
+            engine, mark = next(iter(foreign.items()))
+            raise ConfigError(
+                f"the {engine} of {self._paths.identity.describe()} belongs to another store "
+                f"({mark[0]}), e.g. another configuration or another host's hybridmem: give "
+                "this configuration its own collection_name and graph_store.db (if it is "
+                "this store's and its catalog was lost, run `hybridmem repair`)"
+            )
         if fresh and vector_mark is None and vector_count:
             raise ConfigError(
                 f"collection {self._paths.identity.collection!r} already holds rows written "
@@ -161,7 +170,7 @@ class Projections:
             raise StoreError(
                 f"the catalog {self._paths.catalog} lost committed writes ("
                 + "; ".join(ahead) + "), e.g. its -wal file was deleted or an older copy "
-                "restored. Run `hybridmem repair --rebuild-catalog` (or "
+                "restored. Run `hybridmem repair` (or "
                 "Memory(config, repair=True)) to take them back from the engines"
             )
         if graph_mark is None and graph_epoch == 0 and not any(self._mirror.count()):

@@ -237,8 +237,8 @@ def _describe(exc: sqlite3.Error, path: Path, what: str) -> str:
     if "full" in message:
         hint = "free disk space, then retry (nothing was changed)"
     elif "malformed" in message or "not a database" in message or "corrupt" in message:
-        hint = ("the file is damaged: restore it from a backup, or run `hybridmem repair "
-                "--rebuild-catalog` to rebuild it from Milvus and Kuzu")
+        hint = ("the file is damaged: restore it from a backup, or run `hybridmem repair` "
+                "to rebuild it from Milvus and Kuzu")
     elif "readonly" in message or "unable to open" in message or "permission" in message:
         hint = "check the file's and its folder's permissions"
     else:
