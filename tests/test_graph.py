@@ -237,3 +237,19 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
 
     assert edges(cached) == edges(fresh) and entities(cached) == entities(fresh)
     assert {cached.text(e) for e in cached.edges} >= {"Lena lives in Lima", "Lena loves jazz"}
+
+
+def test_made_up_names_one_letter_apart_never_merge(shared_memory, uid):
+    """Precision first: 'Zorax' and 'Zorbx' are two people; merging them would let one's
+    single-valued lives_in end the other's."""
+    names = [f"Zor{c}x" for c in "abcdefghij"]
+    for i, name in enumerate(names):
+        shared_memory.add(f"My friend {name} lives in Vel{'aeiouy'[i % 6]}ra{i}", user_id=uid)
+    relations = shared_memory.get_all(user_id=uid)["relations"]
+    homes = {r["source"]: r["target"] for r in relations if r["relationship"] == "lives_in"}
+    assert sorted(homes) == names
+    assert all(r["valid"] for r in shared_memory.get_all(user_id=uid,
+                                                         include_invalid=True)["relations"])
+    people = [d["name"] for _, d in shared_memory.graph(user_id=uid).nodes(data=True)
+              if d["type"] == "person" and not d["is_user"]]
+    assert sorted(people) == names

@@ -137,7 +137,7 @@ class GraphPlanner:
         if name == SELF:
             return state.self_entity(now)
         found = state.resolver.lookup(name, kind) or state.resolver.by_embedding(
-            vectors.get(name), kind
+            vectors.get(name), kind, name
         )
         if found is not None:
             return state.entities.get(found.id, found)

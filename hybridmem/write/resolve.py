@@ -1,12 +1,23 @@
 """Entity resolution inside one scope (never across): normalised key, then aliases, then
-a unique first-name/full-name match for people, then embedding similarity."""
+a unique first-name/full-name match for people, then, for common nouns only, embedding
+similarity.
+
+Precision first: a wrong merge moves one person's facts onto another, and then a
+single-valued relation of the one ends the other's (measured before this rule: made-up
+names one letter apart, "Zorax"/"Zorbx", merged at cosine >= 0.88). So a name the user
+capitalised, and every person, never merges on embedding similarity alone; two proper
+names merge by embedding only when one's words contain the other's ("New York" /
+"New York City"). `benchmarks/entity_resolution.py` measures it.
+"""
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 import numpy as np
 
 from hybridmem.records import SELF_KEY, EntityRecord, unpack_vector
-from hybridmem.text import entity_key
+from hybridmem.text import entity_key, tokenize
 
 PERSON_TYPES = {"person"}
 
@@ -15,24 +26,35 @@ class EntityResolver:
     """Finds the existing entity a mention names, precision first.
 
     Names of people ("name" entities, the values of `name` relations) resolve only by
-    exact key, so a name never merges into the person who holds it.
+    exact key, so a name never merges into the person who holds it. Building one is
+    linear in the entities; lookups are dictionary reads, and one matrix product for an
+    embedding match.
     """
 
     def __init__(self, entities: list[EntityRecord], threshold: float) -> None:
         self._threshold = threshold
-        self._entities: list[EntityRecord] = []
+        self._by_id: dict[str, EntityRecord] = {}
         self._by_key: dict[tuple[bool, str], EntityRecord] = {}
-        self._by_alias: dict[str, list[EntityRecord]] = {}
+        self._by_alias: dict[str, dict[str, EntityRecord]] = defaultdict(dict)
+        self._people_by_word: dict[str, set[str]] = defaultdict(set)
+        self._matrix: tuple[list[str], np.ndarray] | None = None
         for entity in entities:
             self.add(entity)
 
     def add(self, entity: EntityRecord) -> None:
         """Make a (new or changed) entity findable."""
-        self._entities = [e for e in self._entities if e.id != entity.id] + [entity]
+        old = self._by_id.get(entity.id)
+        if old is not None and old.embedding != entity.embedding:
+            self._matrix = None  # its name vector changed
+        self._by_id[entity.id] = entity
         self._by_key[(entity.type == "name", entity.key)] = entity
         for alias in entity.aliases:
-            holders = [e for e in self._by_alias.get(alias, []) if e.id != entity.id]
-            self._by_alias[alias] = [*holders, entity]
+            self._by_alias[alias][entity.id] = entity
+        if entity.type in PERSON_TYPES and entity.key != SELF_KEY:
+            for word in entity.key.split():
+                self._people_by_word[word].add(entity.id)
+        if old is None and entity.embedding is not None and self._matrix is not None:
+            self._matrix = None  # rebuilt on the next embedding lookup
 
     def lookup(self, surface: str, kind: str) -> EntityRecord | None:
         """Key, alias, or unique name-part match; None when unknown or ambiguous."""
@@ -41,9 +63,9 @@ class EntityResolver:
         found = self._by_key.get((is_name, key))
         if found is not None or is_name:
             return found
-        holders = [e for e in self._by_alias.get(key, []) if e.type != "name"]
+        holders = [e for e in self._by_alias.get(key, {}).values() if e.type != "name"]
         if len(holders) == 1:
-            return holders[0]
+            return self._by_id[holders[0].id]
         if kind in PERSON_TYPES:
             return self._name_part(key)
         return None
@@ -51,24 +73,52 @@ class EntityResolver:
     def _name_part(self, key: str) -> EntityRecord | None:
         # "Bob" <-> "Bob Smith" when exactly one person fits; "Bob Smith" vs "Bob Jones" never.
         words = set(key.split())
+        if not words:
+            return None
+        candidates = set.union(*(self._people_by_word.get(w, set()) for w in words))
         fits = [
-            e for e in self._entities
-            if e.type in PERSON_TYPES and e.key != SELF_KEY
-            and (words <= set(e.key.split()) or set(e.key.split()) <= words)
+            self._by_id[i] for i in candidates
+            if words <= set(self._by_id[i].key.split()) or set(self._by_id[i].key.split()) <= words
         ]
         return fits[0] if len(fits) == 1 else None
 
-    def by_embedding(self, vector: np.ndarray | None, kind: str) -> EntityRecord | None:
-        """The most similar entity of a compatible type above the threshold, if one."""
-        if vector is None or kind == "name":
+    def by_embedding(self, vector: np.ndarray | None, kind: str,
+                     surface: str) -> EntityRecord | None:
+        """The most similar entity of a compatible type above the threshold, if any (never
+        for people or names; for proper names only a containing or contained name)."""
+        if vector is None or kind == "name" or kind in PERSON_TYPES:
             return None
-        best, best_score = None, self._threshold
-        for entity in self._entities:
-            if entity.embedding is None or entity.type == "name" or entity.key == SELF_KEY:
+        ids, matrix = self._vectors()
+        if not ids:
+            return None
+        scores = matrix @ np.asarray(vector, dtype=np.float32)
+        proper = is_proper_name(surface)
+        words = set(tokenize(surface))
+        for j in np.argsort(-scores):
+            if scores[j] < self._threshold:
+                return None
+            entity = self._by_id[ids[j]]
+            if entity.type in PERSON_TYPES or entity.type == "name" or entity.key == SELF_KEY:
                 continue
-            if (kind in PERSON_TYPES) != (entity.type in PERSON_TYPES):
+            if (proper or is_proper_name(entity.name)) and not _nested(words, entity.name):
                 continue
-            score = float(np.dot(unpack_vector(entity.embedding), vector))
-            if score >= best_score:
-                best, best_score = entity, score
-        return best
+            return entity
+        return None
+
+    def _vectors(self) -> tuple[list[str], np.ndarray]:
+        if self._matrix is None:
+            ids = [i for i, e in self._by_id.items() if e.embedding is not None]
+            matrix = (np.vstack([unpack_vector(self._by_id[i].embedding) for i in ids])
+                      if ids else np.zeros((0, 1), np.float32))
+            self._matrix = (ids, matrix)
+        return self._matrix
+
+
+def is_proper_name(surface: str) -> bool:
+    """Whether a mention is written as a proper name (a capitalised word)."""
+    return any(word[:1].isupper() for word in surface.split())
+
+
+def _nested(words: set[str], other: str) -> bool:
+    theirs = set(tokenize(other))
+    return bool(words and theirs) and (words <= theirs or theirs <= words)
