@@ -70,39 +70,85 @@ class Retriever:
         `signals` restricts which retrievers run (the benchmarks compare them one by one).
         """
         k = max(limit * self.config.candidate_factor, self.config.min_candidates)
-        candidates: dict[str, Candidate] = {}
-
-        def memory(memory_id: str) -> Candidate:
-            return candidates.setdefault(memory_id, Candidate(memory_id, "memory",
-                                                              memory_ids=[memory_id]))
-
-        query_vector: np.ndarray | None = None
-        if "vector" in signals or "graph" in signals:
-            query_vector = self._embedder.embed([query])[0]
+        pool = _Pool()
+        query_vector = (self._embedder.embed([query])[0]
+                        if "vector" in signals or "graph" in signals else None)
         if "vector" in signals:
-            extra = 4 if where is not None else 1  # filters are re-checked below
-            for memory_id, cosine in self._vectors.search(
-                query_vector[None, :], scope, k * extra, pushdown(where)
-            )[0]:
-                memory(memory_id).raw["vector"] = cosine
+            self._vector_signal(pool, query_vector, scope, k, where)
         if "bm25" in signals:
-            for memory_id, score in self._catalog.lexical(scope, query, k):
-                memory(memory_id).raw["bm25"] = score
+            self._memory_bm25_signal(pool, query, scope, k)
         if "vector" in signals:
-            # Lexical-only candidates get their real cosine too, so fusion compares like
-            # with like (one primary-key read of the record's vectors, no second search).
-            missing = [c.id for c in candidates.values() if "vector" not in c.raw]
-            for memory_id, vector in self._catalog.vectors(missing).items():
-                candidates[memory_id].raw["vector"] = float(vector @ query_vector)
-
+            self._fill_cosines(pool, query_vector)
         graph = self._snapshots.get(scope) if ("graph" in signals or "bm25" in signals) else None
-        edges: dict[str, EdgeRecord] = {}
         if graph is not None and graph.edges:
-            edges = self._relations(query, query_vector, graph, candidates, signals, k)
+            if "graph" in signals:
+                self._graph_signal(pool, query, query_vector, graph)
+            if "bm25" in signals:
+                self._relation_bm25_signal(pool, query, graph, k)
+        kept, visible = self._visible(pool, scope, where)
+        ranked = fuse(kept, weights=self.config.weights, method=self.config.fusion,
+                      rrf_k=self.config.rrf_k)
+        if threshold is not None:
+            ranked = [c for c in ranked if c.score >= threshold]
+        return [
+            Hit(c, visible[c.id].text, memory=visible[c.id]) if c.kind == "memory"
+            else Hit(c, graph.text(pool.edges[c.id]), edge=pool.edges[c.id])
+            for c in ranked[:limit]
+        ]
 
+    # ------------------------------------------------------------ one function per signal
+
+    def _vector_signal(self, pool: _Pool, query_vector: np.ndarray, scope: Scope, k: int,
+                       where: Filter | None) -> None:
+        """Milvus ANN over the scope's memories: raw = cosine."""
+        extra = 4 if where is not None else 1  # filters are re-checked in _visible
+        for memory_id, cosine in self._vectors.search(
+            query_vector[None, :], scope, k * extra, pushdown(where)
+        )[0]:
+            pool.memory(memory_id).raw["vector"] = cosine
+
+    def _memory_bm25_signal(self, pool: _Pool, query: str, scope: Scope, k: int) -> None:
+        """FTS5 BM25 over the scope's memory texts."""
+        for memory_id, score in self._catalog.lexical(scope, query, k):
+            pool.memory(memory_id).raw["bm25"] = score
+
+    def _fill_cosines(self, pool: _Pool, query_vector: np.ndarray) -> None:
+        """Lexical-only candidates get their real cosine too, so fusion compares like with
+        like (one primary-key read of the record's vectors, no second search)."""
+        missing = [c.id for c in pool.candidates.values() if "vector" not in c.raw]
+        for memory_id, vector in self._catalog.vectors(missing).items():
+            pool.candidates[memory_id].raw["vector"] = float(vector @ query_vector)
+
+    def _graph_signal(self, pool: _Pool, query: str, query_vector: np.ndarray | None,
+                      graph: ScopeGraph) -> None:
+        """Active edges 1-2 hops from the entities the query names."""
+        seeds = spot_entities(query, query_vector, graph, self.config.entity_match_threshold)
+        total = sum(seeds.values())
+        score: dict[str, float] = {}
+        for seed, strength in seeds.items():
+            for edge_id, hops in self._graph_store.neighbourhood([seed], self.config.hops).items():
+                score[edge_id] = score.get(edge_id, 0.0) + strength * HOP_DECAY.get(hops, 0.0)
+        for edge_id, value in score.items():
+            edge = graph.edge_by_id.get(edge_id)  # the snapshot is the scope wall
+            if edge is not None and value > 0:
+                pool.relation(edge).raw["graph"] = value / total
+
+    def _relation_bm25_signal(self, pool: _Pool, query: str, graph: ScopeGraph,
+                              k: int) -> None:
+        """BM25 over the natural-language sentences of the scope's relations."""
+        ranked = sorted(graph.bm25.scores(query).items(), key=lambda kv: -kv[1])[:k]
+        for edge_id, value in ranked:
+            pool.relation(graph.edge_by_id[edge_id]).raw["bm25"] = value
+
+    # ------------------------------------------------------------ assembly
+
+    def _visible(self, pool: _Pool, scope: Scope, where: Filter | None
+                 ) -> tuple[list[Candidate], dict[str, MemoryRecord]]:
+        """Candidates whose memories are current, inside the scope and pass the filter;
+        an edge is kept only with a visible memory behind it."""
         rows = self._catalog.by_ids(
-            {*(c.id for c in candidates.values() if c.kind == "memory"),
-             *(m for e in edges.values() for m in e.memory_ids)}
+            {*(c.id for c in pool.candidates.values() if c.kind == "memory"),
+             *(m for e in pool.edges.values() for m in e.memory_ids)}
         )
         visible = {
             i: r for i, r in rows.items()
@@ -110,62 +156,32 @@ class Retriever:
             and matches(where, r.metadata)
         }
         kept: list[Candidate] = []
-        for c in candidates.values():
+        for c in pool.candidates.values():
             if c.kind == "memory":
                 if c.id in visible:
                     kept.append(c)
             else:
-                c.memory_ids = [m for m in edges[c.id].memory_ids if m in visible]
-                if c.memory_ids:  # an edge is shown only with a visible memory behind it
+                c.memory_ids = [m for m in pool.edges[c.id].memory_ids if m in visible]
+                if c.memory_ids:
                     kept.append(c)
-        ranked = fuse(kept, weights=self.config.weights, method=self.config.fusion,
-                      rrf_k=self.config.rrf_k)
-        if threshold is not None:
-            ranked = [c for c in ranked if c.score >= threshold]
-        hits = []
-        for c in ranked[:limit]:
-            if c.kind == "memory":
-                hits.append(Hit(c, visible[c.id].text, memory=visible[c.id]))
-            else:
-                hits.append(Hit(c, graph.text(edges[c.id]), edge=edges[c.id]))
-        return hits
+        return kept, visible
 
-    def _relations(
-        self,
-        query: str,
-        query_vector: np.ndarray | None,
-        graph: ScopeGraph,
-        candidates: dict[str, Candidate],
-        signals: tuple[str, ...],
-        k: int,
-    ) -> dict[str, EdgeRecord]:
-        found: dict[str, EdgeRecord] = {}
 
-        def relation(edge: EdgeRecord) -> Candidate:
-            found[edge.id] = edge
-            return candidates.setdefault(
-                edge.id, Candidate(edge.id, "relation", memory_ids=list(edge.memory_ids))
-            )
+class _Pool:
+    """The candidates of one search (memories and relations), by id."""
 
-        if "graph" in signals:
-            seeds = spot_entities(query, query_vector, graph,
-                                  self.config.entity_match_threshold)
-            total = sum(seeds.values())
-            score: dict[str, float] = {}
-            for seed, strength in seeds.items():
-                for edge_id, hops in self._graph_store.neighbourhood(
-                    [seed], self.config.hops
-                ).items():
-                    score[edge_id] = score.get(edge_id, 0.0) + strength * HOP_DECAY.get(hops, 0.0)
-            for edge_id, value in score.items():
-                edge = graph.edge_by_id.get(edge_id)  # the snapshot is the scope wall
-                if edge is not None and value > 0:
-                    relation(edge).raw["graph"] = value / total
-        if "bm25" in signals:
-            ranked = sorted(graph.bm25.scores(query).items(), key=lambda kv: -kv[1])[:k]
-            for edge_id, value in ranked:
-                relation(graph.edge_by_id[edge_id]).raw["bm25"] = value
-        return found
+    def __init__(self) -> None:
+        self.candidates: dict[str, Candidate] = {}
+        self.edges: dict[str, EdgeRecord] = {}
+
+    def memory(self, memory_id: str) -> Candidate:
+        return self.candidates.setdefault(
+            memory_id, Candidate(memory_id, "memory", memory_ids=[memory_id]))
+
+    def relation(self, edge: EdgeRecord) -> Candidate:
+        self.edges[edge.id] = edge
+        return self.candidates.setdefault(
+            edge.id, Candidate(edge.id, "relation", memory_ids=list(edge.memory_ids)))
 
 
 def spot_entities(
