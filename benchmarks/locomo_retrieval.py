@@ -1,42 +1,80 @@
-"""Retrieval quality on LoCoMo: vector only, BM25 only, and merged, in one run.
+"""Retrieval quality on LoCoMo: vector only, BM25 only, and merged, in one run; and the
+fusion settings fitted leave-one-conversation-out.
 
 Each conversation gets its own scope; each dialog turn is stored verbatim (`infer=False`)
 as "Speaker: text" (a shared photo's caption appended), with speaker, dia_id, session and
-session date as metadata. Each question of categories 1-4 (5 with `--with-adversarial`) is
-one search; gold = its evidence dia_ids (malformed ids normalised). Prints recall@{1,5,10,25},
-MRR and nDCG@10 per category and overall for each mode.
+session date as metadata (`--infer` extracts facts and relations with the rules extractor
+instead, so the graph signal takes part). Each question of categories 1-4
+(5 with `--with-adversarial`) is one search; gold = its evidence dia_ids (malformed ids
+normalised). Prints recall@{1,5,10,25}, MRR and nDCG@10 per category and overall.
 
-Run: `python benchmarks/locomo_retrieval.py [--data PATH] [--limit-conversations N]`.
+How: every question's candidates (with their raw signals) are gathered once per mode by
+the retriever; fusing them under a `SearchConfig` is what `search` does, so the merged row
+for any setting is computed offline from the same candidates (checked against `search`
+itself on a sample of questions).
+
+`--loco`: leave-one-conversation-out. For each conversation, the fusion settings (the
+calibration and the BM25 weight) are chosen on the other conversations by grid search and
+reported on it; the table gives each fold, the mean and the worst fold. The shipped
+defaults (`SearchConfig()`) are reported in the same run for comparison.
+
+Run: `python benchmarks/locomo_retrieval.py [--data PATH] [--limit-conversations N]
+[--loco] [--infer] [--json FILE]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
+import pickle
 import re
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from copy import deepcopy
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import table  # noqa: E402
 from hybridmem import Memory, MemoryConfig  # noqa: E402
+from hybridmem.config import SearchConfig  # noqa: E402
+from hybridmem.read.merger import Candidate, fuse  # noqa: E402
+from hybridmem.scope import Scope  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop",
               5: "adversarial"}
 MODES = {"vector": ("vector",), "bm25": ("bm25",), "merged": ("vector", "bm25", "graph")}
 KS = (1, 5, 10, 25)
+LIMIT = max(KS)
+METRICS = [f"r@{k}" for k in KS] + ["mrr", "ndcg@10"]
+# The grid the folds choose from (vector_ceiling is redundant with the weights).
+GRID = {
+    "vector_floor": (-0.1, 0.0, 0.1, 0.2),
+    "bm25_half": (2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
+    "bm25_weight": (1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+}
 
 try:
     from tqdm import tqdm
 except ImportError:  # pragma: no cover - tqdm comes with huggingface-hub, normally present
     def tqdm(iterable, **_):
         return iterable
+
+
+@dataclass
+class Question:
+    """One question with every mode's candidates."""
+
+    sample: str
+    category: int
+    gold: set[str]
+    candidates: dict[str, list[Candidate]] = field(default_factory=dict)
 
 
 def evidence_ids(raw: list[str]) -> set[str]:
@@ -53,17 +91,15 @@ def evidence_ids(raw: list[str]) -> set[str]:
 def turns(sample: dict):
     """(session, date, turn) for every dialog turn of a sample, in order."""
     conv = sample["conversation"]
-    sessions = sorted(
-        (int(k.split("_")[1]) for k in conv if re.fullmatch(r"session_\d+", k)),
-    )
+    sessions = sorted(int(k.split("_")[1]) for k in conv if re.fullmatch(r"session_\d+", k))
     for n in sessions:
         date = conv.get(f"session_{n}_date_time", "")
         for turn in conv[f"session_{n}"]:
             yield n, date, turn
 
 
-def load(memory: Memory, sample: dict) -> dict[str, set[str]]:
-    """Store a conversation; returns memory id -> dia_ids (identical turns share a memory)."""
+def load(memory: Memory, sample: dict, infer: bool) -> dict[str, set[str]]:
+    """Store a conversation; returns memory id -> dia_ids (identical turns share one)."""
     scope = sample["sample_id"]
     by_memory: dict[str, set[str]] = defaultdict(set)
     for session, date, turn in turns(sample):
@@ -71,10 +107,11 @@ def load(memory: Memory, sample: dict) -> dict[str, set[str]]:
         if turn.get("blip_caption"):
             text += f" [shares a photo: {turn['blip_caption']}]"
         dia_id = evidence_ids([turn["dia_id"]])
-        result = memory.add(text, user_id=scope, infer=False, metadata={
+        result = memory.add(text, user_id=scope, infer=infer, metadata={
             "speaker": turn["speaker"], "dia_id": turn["dia_id"], "session": session,
             "date": date})
-        by_memory[result["results"][0]["id"]] |= dia_id
+        for item in result["results"]:
+            by_memory[item["id"]] |= dia_id
     return by_memory
 
 
@@ -84,12 +121,8 @@ def score(ranked: list[set[str]], gold: set[str]) -> dict[str, float]:
     for k in KS:
         found = set().union(*ranked[:k]) if ranked[:k] else set()
         out[f"r@{k}"] = len(found & gold) / len(gold)
-    rr = 0.0
-    for rank, ids in enumerate(ranked, start=1):
-        if ids & gold:
-            rr = 1.0 / rank
-            break
-    out["mrr"] = rr
+    out["mrr"] = next((1.0 / rank for rank, ids in enumerate(ranked, start=1) if ids & gold),
+                      0.0)
     seen: set[str] = set()
     dcg = 0.0
     for rank, ids in enumerate(ranked[:10], start=1):
@@ -101,62 +134,165 @@ def score(ranked: list[set[str]], gold: set[str]) -> dict[str, float]:
     return out
 
 
+def ranking(candidates: list[Candidate], config: SearchConfig,
+            dia: dict[str, set[str]]) -> list[set[str]]:
+    """The dia_id sets of the top LIMIT hits after fusing `candidates` under `config`."""
+    fused = fuse(deepcopy(candidates), config)[:LIMIT]
+    return [set().union(*(dia.get(m, set()) for m in c.memory_ids)) for c in fused]
+
+
+def evaluate(questions: list[Question], mode: str, config: SearchConfig,
+             maps: dict[str, dict[str, set[str]]]) -> dict[int, list[dict[str, float]]]:
+    """Per-category scores of every question under one fusion setting."""
+    out: dict[int, list[dict[str, float]]] = defaultdict(list)
+    for q in questions:
+        out[q.category].append(score(ranking(q.candidates[mode], config, maps[q.sample]),
+                                     q.gold))
+    return out
+
+
+def averages(results: dict[int, list[dict[str, float]]], categories) -> dict[str, dict]:
+    """category name (and "overall") -> metric -> mean percentage."""
+    groups = [(CATEGORIES[c], results.get(c, [])) for c in categories]
+    groups.append(("overall", [r for c in categories for r in results.get(c, [])]))
+    return {name: {m: 100 * sum(r[m] for r in rs) / len(rs) for m in METRICS}
+            for name, rs in groups if rs}
+
+
+def grid_configs() -> list[tuple[dict, SearchConfig]]:
+    """Every setting the folds choose from."""
+    out = []
+    for floor, half, weight in itertools.product(*GRID.values()):
+        settings = {"vector_floor": floor, "bm25_half": half, "bm25_weight": weight}
+        out.append((settings, SearchConfig(
+            vector_floor=floor, vector_ceiling=max(floor + 0.5, 0.75), bm25_half=half,
+            relation_bm25_half=half / 2,
+            weights={"vector": 1.0, "bm25": weight, "graph": 1.0})))
+    return out
+
+
+def objective(results: dict[int, list[dict[str, float]]]) -> float:
+    """What a fold maximises on its training conversations: mean of r@1, r@5, r@10."""
+    rows = [r for rs in results.values() for r in rs]
+    return sum(r["r@1"] + r["r@5"] + r["r@10"] for r in rows) / (3 * len(rows))
+
+
+def leave_one_out(questions: list[Question], maps, categories) -> tuple[list, dict]:
+    """Fit on all conversations but one, report on it; returns (rows, per-fold figures)."""
+    configs = grid_configs()
+    by_sample: dict[str, list[Question]] = defaultdict(list)
+    for q in questions:
+        by_sample[q.sample].append(q)
+    cache: dict[tuple[str, int], dict[int, list]] = {}
+    for sample, qs in tqdm(list(by_sample.items()), desc="grid per conversation"):
+        for i, (_, config) in enumerate(configs):
+            cache[(sample, i)] = evaluate(qs, "merged", config, maps)
+    folds = {}
+    for held_out in by_sample:
+        best = max(range(len(configs)), key=lambda i: objective(_merge(
+            [cache[(s, i)] for s in by_sample if s != held_out])))
+        folds[held_out] = (configs[best][0], averages(cache[(held_out, best)], categories))
+    return configs, folds
+
+
+def _merge(parts: list[dict[int, list]]) -> dict[int, list]:
+    out: dict[int, list] = defaultdict(list)
+    for part in parts:
+        for category, rows in part.items():
+            out[category] += rows
+    return out
+
+
+def gather(samples: list[dict], categories, infer: bool, k: int):
+    """Store the conversations, then gather every question's candidates per mode (and
+    time `search` itself, checking on every tenth question that offline fusion of the
+    candidates ranks exactly as it does)."""
+    defaults = SearchConfig()
+    latency: list[float] = []
+    mismatches = 0
+    with tempfile.TemporaryDirectory() as tmp, Memory(MemoryConfig(data_dir=tmp)) as memory:
+        started = time.perf_counter()
+        maps = {s["sample_id"]: load(memory, s, infer)
+                for s in tqdm(samples, desc="storing conversations", unit="conv")}
+        stored = time.perf_counter() - started
+        asked = [(s["sample_id"], q) for s in samples for q in s["qa"]
+                 if q["category"] in categories and evidence_ids(q.get("evidence", []))]
+        questions = [Question(sample, q["category"], evidence_ids(q["evidence"]))
+                     for sample, q in asked]
+        retriever = memory._retriever  # the benchmark fuses the retriever's candidates
+        for i, (question, (_, qa)) in enumerate(tqdm(list(zip(questions, asked, strict=True)),
+                                                     desc="searching", unit="q")):
+            scope = Scope.of(question.sample)
+            for mode, signals in MODES.items():
+                question.candidates[mode] = retriever.candidates(
+                    qa["question"], scope, k=k, signals=signals)[0]
+            t0 = time.perf_counter()
+            online = memory.search(qa["question"], user_id=question.sample,
+                                   limit=LIMIT)["results"]
+            latency.append(time.perf_counter() - t0)
+            if i % 10 == 0:  # offline fusion must rank exactly as search does
+                offline = fuse(deepcopy(question.candidates["merged"]), defaults)[:LIMIT]
+                mismatches += [h["id"] for h in online] != [c.id for c in offline]
+    return maps, questions, stored, latency, mismatches
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Load, query, print the table."""
+    """Load, gather candidates, fuse, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit-conversations", type=int, default=None)
     parser.add_argument("--with-adversarial", action="store_true")
-    parser.add_argument("--fusion", choices=["weighted", "rrf"], default=None)
+    parser.add_argument("--infer", action="store_true",
+                        help="extract facts and relations (rules) instead of storing turns")
+    parser.add_argument("--loco", action="store_true",
+                        help="fit the fusion settings leave-one-conversation-out")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--candidates", type=Path, default=None,
+                        help="keep the gathered candidates in this file and reuse them on the "
+                             "next run (to try fusion settings without storing again)")
     args = parser.parse_args(argv)
     samples = json.loads(args.data.read_text())[: args.limit_conversations]
     categories = (1, 2, 3, 4, 5) if args.with_adversarial else (1, 2, 3, 4)
-    results: dict[str, dict[int, list[dict[str, float]]]] = {
-        m: defaultdict(list) for m in MODES}
-    latency: dict[str, list[float]] = {m: [] for m in MODES}
-    with tempfile.TemporaryDirectory() as tmp:
-        config = MemoryConfig(data_dir=tmp)
-        if args.fusion:
-            config.search.fusion = args.fusion
-        with Memory(config) as memory:
-            started = time.perf_counter()
-            maps = {}
-            for sample in tqdm(samples, desc="storing conversations", unit="conv"):
-                maps[sample["sample_id"]] = load(memory, sample)
-            stored = time.perf_counter() - started
-            questions = [(s, q) for s in samples for q in s["qa"]
-                         if q["category"] in categories and evidence_ids(q.get("evidence", []))]
-            for sample, qa in tqdm(questions, desc="searching", unit="q"):
-                gold = evidence_ids(qa["evidence"])
-                for mode, signals in MODES.items():
-                    t0 = time.perf_counter()
-                    hits = memory.search(qa["question"], user_id=sample["sample_id"],
-                                         limit=max(KS), signals=signals)["results"]
-                    latency[mode].append(time.perf_counter() - t0)
-                    ranked = [maps[sample["sample_id"]].get(h["id"], set()) for h in hits]
-                    results[mode][qa["category"]].append(score(ranked, gold))
+    defaults = SearchConfig()
+    k = max(LIMIT * defaults.candidate_factor, defaults.min_candidates)
+    if args.candidates is not None and args.candidates.exists():
+        with args.candidates.open("rb") as f:
+            maps, questions, stored, latency, mismatches = pickle.load(f)
+    else:
+        maps, questions, stored, latency, mismatches = gather(samples, categories, args.infer, k)
+        if args.candidates is not None:
+            with args.candidates.open("wb") as f:
+                pickle.dump((maps, questions, stored, latency, mismatches), f)
     n_turns = sum(len(m) for m in maps.values())
-    print(f"\n{len(samples)} conversations, {n_turns} stored turns in {stored:.1f} s, "
-          f"{len(questions)} questions (categories {', '.join(map(str, categories))})")
-    metrics = [f"r@{k}" for k in KS] + ["mrr", "ndcg@10"]
-    figures: dict[str, dict[str, dict[str, float]]] = {}
-    rows = []
-    for mode in MODES:
-        figures[mode] = {}
-        groups = [(CATEGORIES[c], results[mode][c]) for c in categories]
-        groups.append(("overall", [r for c in categories for r in results[mode][c]]))
-        for name, rs in groups:
-            if not rs:
-                continue
-            avg = {m: 100 * sum(r[m] for r in rs) / len(rs) for m in metrics}
-            figures[mode][name] = avg
-            rows.append([mode, name, str(len(rs))] + [f"{avg[m]:.1f}" for m in metrics])
-    print(table(["mode", "category", "n"] + metrics, rows))
-    for mode in MODES:
-        ms = sorted(1000 * x for x in latency[mode])
-        print(f"{mode:7} search latency p50 {ms[len(ms) // 2]:.1f} ms, "
-              f"p95 {ms[int(len(ms) * 0.95)]:.1f} ms")
+    print(f"\n{len(samples)} conversations, {n_turns} stored memories in {stored:.1f} s, "
+          f"{len(questions)} questions (categories {', '.join(map(str, categories))}); "
+          f"offline fusion differed from search on {mismatches} sampled questions")
+    figures = {mode: averages(evaluate(questions, mode, defaults, maps), categories)
+               for mode in MODES}
+    rows = [[mode, name, str(sum(1 for q in questions if CATEGORIES[q.category] == name)
+                             if name != "overall" else len(questions))]
+            + [f"{avg[m]:.1f}" for m in METRICS]
+            for mode, by_name in figures.items() for name, avg in by_name.items()]
+    print("shipped defaults (SearchConfig()):")
+    print(table(["mode", "category", "n"] + METRICS, rows))
+    ms = sorted(1000 * x for x in latency)
+    print(f"merged search latency (limit {LIMIT}) p50 {ms[len(ms) // 2]:.1f} ms, "
+          f"p95 {ms[int(len(ms) * 0.95)]:.1f} ms")
+    if args.loco:
+        _, folds = leave_one_out(questions, maps, categories)
+        rows = []
+        for sample, (settings, avg) in folds.items():
+            o = avg["overall"]
+            rows.append([sample, json.dumps(settings)] + [f"{o[m]:.1f}" for m in METRICS])
+        overall = [avg["overall"] for _, avg in folds.values()]
+        mean = {m: sum(o[m] for o in overall) / len(overall) for m in METRICS}
+        worst = min(overall, key=lambda o: o["r@10"])
+        rows.append(["mean", ""] + [f"{mean[m]:.1f}" for m in METRICS])
+        rows.append(["worst fold", ""] + [f"{worst[m]:.1f}" for m in METRICS])
+        print("\nleave-one-conversation-out (settings chosen on the other conversations):")
+        print(table(["held out", "chosen settings"] + METRICS, rows))
+        figures["loco"] = {"folds": {s: {"settings": st, **avg} for s, (st, avg) in
+                                     folds.items()}, "mean": mean, "worst": worst}
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

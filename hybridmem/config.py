@@ -137,8 +137,11 @@ class SearchConfig(_Strict):
     """How `search` fuses its signals. See README "Search scoring"."""
 
     fusion: Literal["weighted", "rrf"] = "weighted"
+    # Fitted leave-one-conversation-out on LoCoMo (benchmarks/locomo_retrieval.py --loco:
+    # four of five folds chose these, with the calibration below); graph keeps the
+    # vector's weight (LoCoMo's stored turns carry no relations to fit it on).
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"vector": 1.0, "bm25": 1.0, "graph": 1.0}
+        default_factory=lambda: {"vector": 1.0, "bm25": 6.0, "graph": 1.0}
     )
     rrf_k: int = Field(default=60, ge=1)
     # Candidates taken from each signal before fusion, as a multiple of `limit`.
@@ -147,6 +150,18 @@ class SearchConfig(_Strict):
     hops: int = Field(default=2, ge=1, le=2)
     # Query-to-entity-name cosine above which an entity counts as named by the query.
     entity_match_threshold: float = Field(default=0.75, gt=0.0, le=1.0)
+    # Calibration: each raw signal maps to [0, 1] by a fixed curve, never by the best
+    # value of the query (a BM25 of 1e-06 is no evidence even when it is the best one).
+    # vector: (cosine - floor) / (ceiling - floor), clipped.
+    vector_floor: float = Field(default=0.0, ge=-1.0, lt=1.0)
+    vector_ceiling: float = Field(default=0.75, gt=-1.0, le=1.0)
+    # bm25: raw / (raw + half): a raw BM25 of `half` counts as 0.5 (memories and relation
+    # sentences score on different scales, so each has its own).
+    bm25_half: float = Field(default=64.0, gt=0.0)
+    relation_bm25_half: float = Field(default=8.0, gt=0.0)
+    # graph: an entity with d current edges gives each of them d**-hub_damping of the
+    # evidence of naming it (the user, with dozens of edges, names little by "I").
+    hub_damping: float = Field(default=0.5, ge=0.0, le=2.0)
 
     @field_validator("weights")
     @classmethod

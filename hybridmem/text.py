@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import cache
 
 _WS = re.compile(r"\s+")
 # Dashes and hyphens of every script fold to "-" so "Spider‑Man" (U+2011) == "Spider-Man".
@@ -83,3 +84,21 @@ def tokenize(text: str) -> list[str]:
 def content_tokens(text: str) -> list[str]:
     """`tokenize` without stopwords (what a query contributes to BM25)."""
     return [t for t in tokenize(text) if t not in STOPWORDS]
+
+
+@cache
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+def stems(text: str) -> list[str]:
+    """English (Porter 2) stems of `tokenize`, as SQLite FTS5's porter tokenizer stems
+    memory text: "lives", "living" and "live" meet."""
+    return _stemmer().stemWords(tokenize(text))
+
+
+def content_stems(text: str) -> list[str]:
+    """`stems` of the content words only."""
+    return _stemmer().stemWords(content_tokens(text))

@@ -14,9 +14,11 @@ Every candidate (a memory or a relation) carries up to three raw signals:
 A relation and the memories it came from are one hit (`absorb`): the relation keeps, per
 signal, the best normalised value among itself and those memories.
 
-Per-query normalisation makes the signals comparable:
-`vector_n = max(cos, 0) / max(best cos of this query, 0.5)` (a weak best match stays weak),
-`bm25_n = bm25 / best bm25 of this query` (per corpus), `graph_n = graph` (already 0..1).
+A fixed calibration curve per signal makes them comparable, whatever else the query
+found (`SearchConfig`): `vector_n = clip((cos - floor) / (ceiling - floor), 0, 1)`,
+`bm25_n = bm25 / (bm25 + half)` (memory text and relation sentences each with their own
+`half`), `graph_n = graph` (already 0..1). A weak best match stays weak, and a BM25 of
+1e-06 in a tiny corpus stays ~0 instead of becoming the query's "best".
 
 Fusion (configurable, `SearchConfig.fusion`):
 - `weighted` (default): `score = sum_k w_k * n_k / sum_k w_k`, in [0, 1];
@@ -31,8 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hybridmem.config import SearchConfig
+
 SIGNALS = ("vector", "bm25", "graph")
-VECTOR_FLOOR = 0.5
 
 
 @dataclass
@@ -59,22 +62,23 @@ class Candidate:
         }
 
 
-def normalise(candidates: list[Candidate]) -> None:
-    """Fill `normalized` per the rules in the module docstring."""
-    best_cos = max((c.raw.get("vector", 0.0) for c in candidates), default=0.0)
-    cos_scale = max(best_cos, VECTOR_FLOOR)
-    best_bm25 = {
-        kind: max((c.raw.get("bm25", 0.0) for c in candidates if c.kind == kind), default=0.0)
-        for kind in ("memory", "relation")
-    }
+def normalise(candidates: list[Candidate], config: SearchConfig) -> None:
+    """Fill `normalized` by the calibration curves in the module docstring."""
+    span = config.vector_ceiling - config.vector_floor
+    half = {"memory": config.bm25_half, "relation": config.relation_bm25_half}
     for c in candidates:
         c.normalized = {}
         if "vector" in c.raw:
-            c.normalized["vector"] = max(c.raw["vector"], 0.0) / cos_scale
-        if "bm25" in c.raw and best_bm25[c.kind] > 0:
-            c.normalized["bm25"] = c.raw["bm25"] / best_bm25[c.kind]
+            c.normalized["vector"] = _clip((c.raw["vector"] - config.vector_floor) / span)
+        if "bm25" in c.raw:
+            raw = max(c.raw["bm25"], 0.0)
+            c.normalized["bm25"] = raw / (raw + half[c.kind])
         if "graph" in c.raw:
-            c.normalized["graph"] = min(max(c.raw["graph"], 0.0), 1.0)
+            c.normalized["graph"] = _clip(c.raw["graph"])
+
+
+def _clip(value: float) -> float:
+    return min(max(value, 0.0), 1.0)
 
 
 def absorb(candidates: list[Candidate]) -> list[Candidate]:
@@ -99,15 +103,10 @@ def absorb(candidates: list[Candidate]) -> list[Candidate]:
     return [c for c in candidates if c.id not in absorbed]
 
 
-def fuse(
-    candidates: list[Candidate],
-    *,
-    weights: dict[str, float],
-    method: Literal["weighted", "rrf"] = "weighted",
-    rrf_k: int = 60,
-) -> list[Candidate]:
+def fuse(candidates: list[Candidate], config: SearchConfig) -> list[Candidate]:
     """Normalise, dedup, score and sort candidates (best first)."""
-    normalise(candidates)
+    weights, method, rrf_k = config.weights, config.fusion, config.rrf_k
+    normalise(candidates, config)
     candidates = absorb(candidates)
     total = sum(weights.get(s, 0.0) for s in SIGNALS) or 1.0
     if method == "weighted":

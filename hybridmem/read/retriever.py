@@ -21,6 +21,9 @@ from hybridmem.stores.milvus import MilvusVectorStore
 from hybridmem.text import tokenize
 
 SELF_WORDS = frozenset({"i", "me", "my", "mine", "myself"})
+# "I"/"my" name the user in nearly every query to a personal assistant: weak evidence of
+# which of the user's facts is asked for, next to a name the query spells out (1.0).
+SELF_STRENGTH = 0.5
 MAX_SEEDS = 8
 HOP_DECAY = {1: 1.0, 2: 0.5}
 
@@ -70,6 +73,25 @@ class Retriever:
         `signals` restricts which retrievers run (the benchmarks compare them one by one).
         """
         k = max(limit * self.config.candidate_factor, self.config.min_candidates)
+        gathered = self.candidates(query, scope, k=k, where=where, signals=signals)
+        kept, visible, pool, graph = gathered
+        ranked = fuse(kept, self.config)
+        if threshold is not None:
+            ranked = [c for c in ranked if c.score >= threshold]
+        return [
+            Hit(c, visible[c.id].text, memory=visible[c.id]) if c.kind == "memory"
+            else Hit(c, graph.text(pool.edges[c.id]), edge=pool.edges[c.id])
+            for c in ranked[:limit]
+        ]
+
+    def candidates(self, query: str, scope: Scope, *, k: int, where: Filter | None = None,
+                   signals: tuple[str, ...] = ("vector", "bm25", "graph")):
+        """Every visible candidate with its raw signals, before fusion (up to `k` per
+        signal). `search` fuses these; `benchmarks/locomo_retrieval.py` fuses them again
+        under other settings to fit them.
+
+        Returns (candidates, visible memory records by id, the pool, the scope graph).
+        """
         pool = _Pool()
         query_vector = (self._embedder.embed([query])[0]
                         if "vector" in signals or "graph" in signals else None)
@@ -86,15 +108,7 @@ class Retriever:
             if "bm25" in signals:
                 self._relation_bm25_signal(pool, query, graph, k)
         kept, visible = self._visible(pool, scope, where)
-        ranked = fuse(kept, weights=self.config.weights, method=self.config.fusion,
-                      rrf_k=self.config.rrf_k)
-        if threshold is not None:
-            ranked = [c for c in ranked if c.score >= threshold]
-        return [
-            Hit(c, visible[c.id].text, memory=visible[c.id]) if c.kind == "memory"
-            else Hit(c, graph.text(pool.edges[c.id]), edge=pool.edges[c.id])
-            for c in ranked[:limit]
-        ]
+        return kept, visible, pool, graph
 
     # ------------------------------------------------------------ one function per signal
 
@@ -121,17 +135,21 @@ class Retriever:
 
     def _graph_signal(self, pool: _Pool, query: str, query_vector: np.ndarray | None,
                       graph: ScopeGraph) -> None:
-        """Active edges 1-2 hops from the entities the query names."""
+        """Active edges 1-2 hops from the entities the query names. Each seed s gives the
+        edges it reaches the evidence `e_s = strength_s * decay(hops) * degree_s **
+        -hub_damping`; an edge's raw graph signal is `1 - prod_s (1 - e_s)` (it grows with
+        every seed that reaches it and stays in [0, 1])."""
         seeds = spot_entities(query, query_vector, graph, self.config.entity_match_threshold)
-        total = sum(seeds.values())
-        score: dict[str, float] = {}
+        missing: dict[str, float] = {}  # edge id -> prod (1 - e_s)
         for seed, strength in seeds.items():
+            specific = max(graph.degree.get(seed, 1), 1) ** -self.config.hub_damping
             for edge_id, hops in self._graph_store.neighbourhood([seed], self.config.hops).items():
-                score[edge_id] = score.get(edge_id, 0.0) + strength * HOP_DECAY.get(hops, 0.0)
-        for edge_id, value in score.items():
+                evidence = strength * specific * HOP_DECAY.get(hops, 0.0)
+                missing[edge_id] = missing.get(edge_id, 1.0) * (1.0 - evidence)
+        for edge_id, rest in missing.items():
             edge = graph.edge_by_id.get(edge_id)  # the snapshot is the scope wall
-            if edge is not None and value > 0:
-                pool.relation(edge).raw["graph"] = value / total
+            if edge is not None and rest < 1.0:
+                pool.relation(edge).raw["graph"] = 1.0 - rest
 
     def _relation_bm25_signal(self, pool: _Pool, query: str, graph: ScopeGraph,
                               k: int) -> None:
@@ -197,7 +215,7 @@ def spot_entities(
     seeds: dict[str, float] = {}
     if SELF_WORDS.intersection(tokens):
         for entity_id in graph.self_ids:
-            seeds[entity_id] = 1.0
+            seeds[entity_id] = SELF_STRENGTH
     phrases = graph.phrases
     for n in range(1, min(6, len(tokens)) + 1):
         for i in range(len(tokens) - n + 1):

@@ -79,6 +79,15 @@ class ScopeGraph:
         return RelationBM25([(e.id, self.text(e)) for e in self.edges])
 
     @cached_property
+    def degree(self) -> dict[str, int]:
+        """Entity id -> number of current edges touching it."""
+        out: dict[str, int] = {}
+        for e in self.edges:
+            out[e.source_id] = out.get(e.source_id, 0) + 1
+            out[e.target_id] = out.get(e.target_id, 0) + 1
+        return out
+
+    @cached_property
     def self_ids(self) -> list[str]:
         """Ids of the scope's own user entities."""
         return [e.id for e in self.entities if e.key == SELF_KEY]
