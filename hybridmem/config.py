@@ -190,6 +190,9 @@ class MemoryConfig(_Strict):
     max_text_chars: int = Field(default=32_000, gt=0)
     # Near-duplicate threshold for inferred facts in one scope (cosine).
     dedup_threshold: float = Field(default=0.97, gt=0.0, le=1.0)
+    # With an LLM, current memories this close to a new fact (cosine) are shown to the
+    # conflict judge, so a contradiction is caught even when no triple states it.
+    conflict_candidate_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     # An add of more messages than this is stored in batches of this size, each its own
     # journaled operation (bounded memory; a crash replays one batch, not the whole call).
     add_batch_messages: int = Field(default=256, ge=1, le=10_000)

@@ -6,37 +6,37 @@ from __future__ import annotations
 import json
 
 import pytest
-from hybridmem.schemas import load_schema
 
 from hybridmem import EmbeddingError, ExtractionError, LLMError, Memory
+from hybridmem.providers.chat import wire_schema
+from hybridmem.schemas import load_schema
 from tests.conftest import llm_config
 from tests.fake_openai import Reply, content_reply, tool_reply
 
-EMPTY = {"facts": [], "entities": [], "relations": []}
+EMPTY = {"facts": []}
 
 
 def extraction(facts, relations=(), entities=()):
-    return {
-        "facts": list(facts),
-        "entities": [{"name": n, "type": t} for n, t in entities],
-        "relations": [
-            {"source": s, "relation": r, "target": t, "fact_index": i, "negated": neg}
-            for s, r, t, i, neg in relations
-        ],
-    }
+    """An answer in the extraction schema's shape: relations (s, r, t, fact index,
+    negated) go under the fact they name. (`entities` is accepted and ignored.)"""
+    out = [{"text": f, "relations": []} for f in facts]
+    for s, r, t, i, neg in relations:
+        out[i]["relations"].append({"subject": s, "relation": r, "object": t, "negated": neg})
+    return {"facts": out}
 
 
 def answers(by_statement: dict[str, dict], judge=None):
     """A chat handler: extraction answers by the statement in the prompt; conflict
-    answers from `judge(candidate_ids)`."""
+    answers from `judge(stored texts)` -> the texts it calls contradicted."""
 
     def handle(body: dict) -> Reply:
         tool = body["tools"][0]["function"]["name"] if body.get("tools") else None
         prompt = body["messages"][-1]["content"]
         if tool == "judge_conflicts":
-            ids = [line.split("]")[0].split("[")[1] for line in prompt.splitlines()
-                   if line.startswith("- [")]
-            return tool_reply(judge(ids) if judge else {"decisions": []}, "judge_conflicts")
+            stored = {line.split("] ", 1)[1]: line.split("]")[0][1:]
+                      for line in prompt.splitlines() if line.startswith("[")}
+            ended = judge(list(stored)) if judge else []
+            return tool_reply({"contradicted": [stored[t] for t in ended]}, "judge_conflicts")
         for statement, answer in by_statement.items():
             if statement in prompt:
                 return tool_reply(answer)
@@ -58,8 +58,10 @@ def test_one_chat_call_per_add_and_none_per_search(fake_openai, tmp_path):
         assert len(fake_openai.chat_requests()) == 1
         request = fake_openai.chat_requests()[0]
         assert request["tools"][0]["function"]["name"] == "record_memories"
-        schema = {k: v for k, v in load_schema("extraction").items() if not k.startswith("$")}
-        assert request["tools"][0]["function"]["parameters"] == schema
+        # The model gets the schema's shape, not its limits (grammar engines choke on them).
+        sent = request["tools"][0]["function"]["parameters"]
+        assert sent == wire_schema(load_schema("extraction"))
+        assert "maxLength" not in json.dumps(sent) and "minLength" not in json.dumps(sent)
         assert request["tool_choice"]["function"]["name"] == "record_memories"
         # One embedding batch per add, requested base64 by the client and decoded.
         embeds = fake_openai.embedding_requests()
@@ -89,11 +91,9 @@ def test_conflict_call_only_when_candidates_exist(fake_openai, tmp_path):
             "I quit chess": extraction(["I only play checkers now"],
                                        [("USER", "plays", "checkers", 0, False)]),
         },
-        judge=lambda ids: {"decisions": [
-            {"edge_id": i, "contradicted": i in contradicted, "reason": "the user quit chess"}
-            for i in ids]},
+        judge=lambda stored: [t for t in stored if t in contradicted],
     )
-    contradicted: set[str] = set()  # edge ids the scripted judge will call contradicted
+    contradicted: set[str] = set()  # stored texts the scripted judge calls contradicted
     with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
         def calls_for(text: str) -> int:
             before = len(fake_openai.chat_requests())
@@ -106,7 +106,7 @@ def test_conflict_call_only_when_candidates_exist(fake_openai, tmp_path):
         assert calls_for("I play chess") == 1
         # Another object of the same relation is a candidate: the LLM judges it (keeps it).
         assert calls_for("I play go") == 2
-        contradicted.update(r["id"] for r in memory.get_all(user_id="u")["relations"]
+        contradicted.update(r["memory"] for r in memory.get_all(user_id="u")["relations"]
                             if r["target"] == "chess")
         assert calls_for("I quit chess") == 2
         current = {(r["relationship"], r["target"])
@@ -115,7 +115,7 @@ def test_conflict_call_only_when_candidates_exist(fake_openai, tmp_path):
         ended = {r["target"]: r for r in memory.get_all(user_id="u", include_invalid=True)[
             "relations"] if not r["valid"]}
         assert set(ended) == {"Paris", "chess"}
-        assert ended["chess"]["reason"] == "LLM: the user quit chess"
+        assert ended["chess"]["reason"] == "LLM: contradicted by 'I only play checkers now'"
         assert ended["Paris"]["reason"].startswith("single-valued")
 
 
@@ -131,7 +131,7 @@ def test_malformed_answer_is_asked_again_once(fake_openai, tmp_path):
 
 
 def test_two_bad_answers_raise_and_the_input_waits_in_the_journal(fake_openai, tmp_path):
-    broken = {"facts": ["x"], "entities": []}  # breaks the schema: no relations
+    broken = {"memos": ["x"]}  # no shape normalisation can read
     fake_openai.chat_script = [tool_reply(broken), tool_reply("[1, 2")]
     config = llm_config(fake_openai, tmp_path)
     with Memory.from_config(config) as memory:
@@ -209,3 +209,93 @@ def test_structured_output_modes(fake_openai, tmp_path, mode):
     request = fake_openai.chat_requests()[0]
     assert request["response_format"]["type"] == mode
     assert "tools" not in request
+
+
+# ---------------------------------------------------------------- what small models answer
+
+
+def test_near_miss_answers_are_read_and_the_rest_counted():
+    from hybridmem.providers.extract.llm import _Dropped, normalize, to_extraction
+
+    raw = {"facts": [
+        "I love hiking",                                                 # a bare string
+        {"fact": "My name is Alice", "relations": [["user", "Name", "Alice"]]},  # a list
+        {"text": "Bob works at Acme", "relations": [
+            {"source": "Bob", "predicate": "works for", "target": "Acme", "negated": "false"},
+            {"source": "Bob", "predicate": "works for", "target": "Acme"},    # duplicate
+            {"subject": "Bob"},                                              # unreadable
+            42,                                                              # unreadable
+        ]},
+        {"text": "Alice moved to Oslo", "relations": [
+            {"subject": "Alice", "relation": "moved to", "object": "Oslo", "negated": False}]},
+        {"nothing": "here"},                                             # no text: dropped
+    ], "relations": [{"subject": "I", "relation": "likes", "object": "hiking",
+                      "fact_index": 0}, {"subject": "I", "relation": "x", "object": "y",
+                                         "fact_index": 9}]}
+    counter = _Dropped()
+    extraction = to_extraction(normalize(raw, counter), user_name="Alice")
+    assert extraction.facts == ["I love hiking", "My name is Alice", "Bob works at Acme",
+                                "Alice moved to Oslo", "I x y"]
+    triples = {(r.source, r.relation, r.target, r.fact_index) for r in extraction.relations}
+    assert triples == {("@self", "likes", "hiking", 0), ("@self", "name", "Alice", 1),
+                       ("Bob", "works_at", "Acme", 2), ("@self", "lives_in", "Oslo", 3),
+                       ("@self", "x", "y", 4)}
+    assert counter.n == 3 and extraction.dropped == 1  # 2 bad relations + 1 fact; 1 duplicate
+
+
+@pytest.mark.parametrize(("status", "message", "mode", "next_mode"), [
+    (500, "json_schema response_format is not supported", "json_schema", "json_object"),
+    (400, "This model does not support tools", "tools", "json_schema"),
+])
+def test_a_server_that_refuses_a_mode_gets_the_next_once(fake_openai, tmp_path, caplog, status,
+                                                         message, mode, next_mode):
+    refused: list[str] = []
+
+    def handle(body: dict) -> Reply:
+        used = "tools" if body.get("tools") else body["response_format"]["type"]
+        if used == mode:
+            refused.append(used)
+            return Reply(status=status, body={"error": {"message": message}})
+        return content_reply(json.dumps(extraction(["I sing"])))
+
+    fake_openai.chat_handler = handle
+    with Memory.from_config(llm_config(fake_openai, tmp_path, mode=mode,
+                                       max_retries=0)) as memory:
+        memory.add("I sing", user_id="u")
+        memory.add("I dance", user_id="u")
+    assert refused == [mode]  # asked once in the refused mode, never again
+    kinds = ["tools" if b.get("tools") else b["response_format"]["type"]
+             for b in fake_openai.chat_requests()]
+    assert kinds == [mode, next_mode, next_mode]
+    assert f"refused mode '{mode}'" in caplog.text and f"using '{next_mode}'" in caplog.text
+
+
+def test_a_plain_server_error_is_not_taken_for_a_refused_mode(fake_openai, tmp_path):
+    fake_openai.chat_script = [Reply(status=500, body={"error": {"message": "boom"}})]
+    config = llm_config(fake_openai, tmp_path, max_retries=0)
+    with Memory.from_config(config) as memory, pytest.raises(LLMError, match="server_error"):
+        memory.add("I sing", user_id="u")
+    assert [bool(b.get("tools")) for b in fake_openai.chat_requests()] == [True]
+
+
+def test_a_contradiction_without_a_triple_is_caught_by_the_judge(fake_openai, tmp_path):
+    """'I'm vegetarian' then 'I eat meat again': no relation states either, so only the
+    second call, shown the close memories, can end the first."""
+    fake_openai.chat_handler = answers(
+        {"I'm vegetarian": extraction(["I am vegetarian"]),
+         "I eat meat again": extraction(["I eat meat again"]),
+         "I like jazz": extraction(["I like jazz"])},
+        judge=lambda stored: [t for t in stored if "vegetarian" in t],
+    )
+    config = {**llm_config(fake_openai, tmp_path), "conflict_candidate_threshold": 0.01}
+    with Memory.from_config(config) as memory:
+        [old] = memory.add("I'm vegetarian", user_id="u")["results"]
+        before = len(fake_openai.chat_requests())
+        memory.add("I eat meat again", user_id="u")
+        assert len(fake_openai.chat_requests()) - before == 2  # extraction + judge
+        current = [r["memory"] for r in memory.get_all(user_id="u")["results"]]
+        assert current == ["I eat meat again"]
+        history = [h["event"] for h in memory.history(old["id"])]
+        assert history == ["ADD", "SUPERSEDE"]
+        assert memory.search("Am I vegetarian?", user_id="u")["results"][0]["memory"] == (
+            "I eat meat again")

@@ -6,12 +6,12 @@ import itertools
 
 import jsonschema
 import pytest
-from hybridmem.schemas import load_schema
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hybridmem.config import SearchConfig
 from hybridmem.read.merger import Candidate, fuse
+from hybridmem.schemas import load_schema
 
 
 def test_what_is_my_name(shared_memory, alice):

@@ -1,10 +1,19 @@
 """A chat client that asks an OpenAI-compatible endpoint for one JSON object that
-satisfies a schema, as a forced tool call, a structured output, or plain JSON mode."""
+satisfies a schema, as a forced tool call, a structured output, or plain JSON mode.
+
+What is sent to the model constrains shape only (`wire_schema`): grammar engines
+(llama.cpp, outlines, xgrammar) compile it into a grammar, and llama.cpp's compiler gives
+up (and its server process dies) on a `maxLength: 2000` string. Every limit is checked in
+Python on the answer instead, after `normalize` has mapped the forms small models answer
+with onto the schema's.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
@@ -13,16 +22,37 @@ from hybridmem.config import LLMConfig
 from hybridmem.errors import ExtractionError, LLMError
 from hybridmem.providers.openai_client import PROVIDER, build_client, call
 
+log = logging.getLogger(__name__)
+
+# Keywords that constrain values, not shape: validated in Python, never sent.
+_VALUE_KEYWORDS = {"maxLength", "minLength", "maxItems", "minItems", "minimum", "maximum",
+                   "exclusiveMinimum", "exclusiveMaximum", "pattern", "format", "$schema",
+                   "$id", "title", "description", "default", "examples"}
+# What to try when a server refuses a mode, in order.
+_FALLBACK = {"tools": "json_schema", "json_schema": "json_object"}
+
+
+def wire_schema(schema: Any) -> Any:
+    """The schema as sent to a model: structure and types only."""
+    if isinstance(schema, dict):
+        return {k: wire_schema(v) for k, v in schema.items() if k not in _VALUE_KEYWORDS}
+    if isinstance(schema, list):
+        return [wire_schema(v) for v in schema]
+    return schema
+
 
 class JSONChat:
     """Asks for a schema-valid JSON object; a malformed answer is asked for once more.
 
     Transport failures (429, 5xx, timeouts, refused connections) are retried by the openai
-    client with exponential backoff and Retry-After, at most `max_retries` times.
+    client with exponential backoff and Retry-After, at most `max_retries` times. A server
+    that refuses the configured mode (an HTTP 4xx/5xx that names it) is asked once more in
+    the next mode (tools -> json_schema -> json_object), logged, and kept on that mode.
     """
 
     def __init__(self, config: LLMConfig) -> None:
         self.config = config
+        self.mode = config.mode
         self._client = build_client(
             api_key=config.api_key, base_url=config.base_url, timeout=config.timeout,
             max_retries=config.max_retries,
@@ -30,8 +60,9 @@ class JSONChat:
         self._lock = threading.Lock()
         self.calls = 0  # chat requests made (for cost accounting)
 
-    def ask(self, *, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
-        """One answer valid against `schema`.
+    def ask(self, *, system: str, user: str, schema: dict[str, Any],
+            normalize: Callable[[Any], Any] = lambda answer: answer) -> dict[str, Any]:
+        """One answer valid against `schema` (after `normalize` maps the raw answer).
 
         Raises:
             LLMError: the endpoint failed after its retries.
@@ -45,7 +76,7 @@ class JSONChat:
             )
             raw = self._request(system, prompt, schema)
             try:
-                answer = json.loads(raw)
+                answer = normalize(json.loads(raw))
             except (TypeError, json.JSONDecodeError) as exc:
                 problem = f"not valid JSON ({exc})"
                 continue
@@ -62,7 +93,27 @@ class JSONChat:
         )
 
     def _request(self, system: str, user: str, schema: dict[str, Any]) -> str | None:
+        while True:
+            mode = self.mode
+            try:
+                return self._request_in(mode, system, user, schema)
+            except LLMError as exc:
+                fallback = _FALLBACK.get(mode)
+                said = str(exc.__cause__ or "")  # the server's words, not ours
+                if fallback is None or exc.failure not in ("bad_request", "server_error") or \
+                        not _names_mode(said, mode):
+                    raise
+                with self._lock:
+                    if self.mode == mode:
+                        log.warning("%s refused mode %r (%s); using %r from now on",
+                                    self.config.base_url or PROVIDER, mode,
+                                    str(exc).splitlines()[0][:200], fallback)
+                        self.mode = fallback
+
+    def _request_in(self, mode: str, system: str, user: str, schema: dict[str, Any]
+                    ) -> str | None:
         name = schema.get("title", "answer")
+        body = wire_schema(schema)
         kwargs: dict[str, Any] = {
             "model": self.config.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
@@ -71,15 +122,14 @@ class JSONChat:
         }
         if self.config.top_p is not None:
             kwargs["top_p"] = self.config.top_p
-        body = {k: v for k, v in schema.items() if not k.startswith("$")}
-        if self.config.mode == "tools":
+        if mode == "tools":
             kwargs["tools"] = [{
                 "type": "function",
                 "function": {"name": name, "description": schema.get("description", ""),
                              "parameters": body},
             }]
             kwargs["tool_choice"] = {"type": "function", "function": {"name": name}}
-        elif self.config.mode == "json_schema":
+        elif mode == "json_schema":
             kwargs["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": body, "strict": True},
@@ -87,12 +137,13 @@ class JSONChat:
         else:
             kwargs["response_format"] = {"type": "json_object"}
             kwargs["messages"][0]["content"] += (
-                "\nAnswer with one JSON object matching this JSON Schema:\n" + json.dumps(body)
+                "\nAnswer with one JSON object matching this JSON Schema:\n"
+                + json.dumps(body, separators=(",", ":"))
             )
         with self._lock:
             self.calls += 1
         response = call(lambda: self._client.chat.completions.create(**kwargs),
-                        max_retries=self.config.max_retries, what=f"chat ({name})",
+                        max_retries=self.config.max_retries, what=f"chat ({name}, {mode})",
                         error_type=LLMError)
         try:
             message = response.choices[0].message
@@ -101,6 +152,14 @@ class JSONChat:
                 f"{PROVIDER} chat ({name}) failed: bad_response: no choices in the answer",
                 provider=PROVIDER, failure="bad_response",
             ) from exc
-        if self.config.mode == "tools" and message.tool_calls:
+        if mode == "tools" and message.tool_calls:
             return message.tool_calls[0].function.arguments
         return message.content
+
+
+def _names_mode(message: str, mode: str) -> bool:
+    """Whether an error message is about the request's mode (tools, response_format)."""
+    text = message.lower()
+    words = {"tools": ("tool", "function"), "json_schema": ("json_schema", "response_format",
+                                                            "schema")}[mode]
+    return any(w in text for w in words)

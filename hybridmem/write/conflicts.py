@@ -1,4 +1,4 @@
-"""When a new relation contradicts an active one.
+"""When something new contradicts something stored.
 
 Three rules, in order:
 1. single-valued relations (`GraphRules.single_valued`): a subject holds one active value
@@ -7,8 +7,9 @@ Three rules, in order:
    ends "likes badminton" and the other way round;
 3. with an LLM configured, one more call judges the remaining *candidates*: active edges
    of the same subject that share the relation (another object) or the object (another
-   relation). It sees only those edges, never the whole graph, and is made only when
-   there is at least one candidate.
+   relation), and the scope's current memories closest to the new facts (so a
+   contradiction is caught even when the model found no triple in it). It sees only
+   those, never the whole graph, and is made only when there is at least one candidate.
 """
 
 from __future__ import annotations
@@ -65,11 +66,21 @@ class ConflictRules:
         return same_relation or same_object
 
 
-SYSTEM_PROMPT = """You keep a personal knowledge graph current. New statements were just
-learned. For each EXISTING relation listed, decide whether the new statements make it no
-longer true (contradicted=true) or whether both can hold at once (contradicted=false).
-Different objects of the same relation usually coexist (one can like tea and coffee);
-contradict only what the new statements rule out. Give a short reason."""
+SYSTEM_PROMPT = "\n".join([
+    "A user just told an assistant something new. Below are things stored about the user "
+    "earlier, each with a number. List the numbers of those the new statements make no "
+    "longer true: the user changed their mind, moved, left, ended or stopped something, or "
+    "now says the opposite. Two things that can both be true are not contradicted (liking "
+    "tea and liking coffee; a sister and a brother in one city).",
+    'Answer JSON: {"contradicted": ["2"]}, or {"contradicted": []} when nothing is.',
+    "",
+    "Example:",
+    "New: I moved to Oslo.",
+    "Stored:",
+    "[1] I live in Rome",
+    "[2] I like hiking",
+    '{"contradicted":["1"]}',
+])
 
 
 class LLMConflictJudge:
@@ -78,19 +89,17 @@ class LLMConflictJudge:
     def __init__(self, chat: JSONChat) -> None:
         self._chat = chat
 
-    def judge(self, new: list[NewEdge], candidates: list[EdgeRecord],
-              render_old) -> dict[str, str]:
-        """edge id -> reason, for each candidate the LLM says is contradicted."""
-        known = {c.id for c in candidates}
-        lines_new = "\n".join(f"- {n.text}" for n in new)
-        lines_old = "\n".join(f"- [{c.id}] {render_old(c)}" for c in candidates)
+    def judge(self, new_statements: list[str], stored: list[str]) -> set[int]:
+        """Indexes into `stored` of the items the LLM says the new statements end."""
+        listing = "\n".join(f"[{i + 1}] {text}" for i, text in enumerate(stored))
         answer = self._chat.ask(
             system=SYSTEM_PROMPT,
-            user=f"New statements:\n{lines_new}\n\nExisting relations:\n{lines_old}",
+            user="New: " + " ".join(new_statements) + f"\nStored:\n{listing}",
             schema=load_schema("conflict"),
         )
-        return {
-            d["edge_id"]: d["reason"] or "contradicted by a new statement (LLM)"
-            for d in answer["decisions"]
-            if d["contradicted"] and d["edge_id"] in known
-        }
+        out = set()
+        for label in answer["contradicted"]:
+            digits = "".join(ch for ch in label if ch.isdigit())
+            if digits and 1 <= int(digits) <= len(stored):
+                out.add(int(digits) - 1)
+        return out

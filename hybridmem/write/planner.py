@@ -18,6 +18,7 @@ from hybridmem.records import (
     EntityRecord,
     HistoryEntry,
     Invalidation,
+    MemoryRecord,
     Supersession,
     SupportChange,
     WritePlan,
@@ -96,9 +97,13 @@ class GraphPlanner:
         facts: FactLinks,
         name_vectors: dict[str, np.ndarray],
         now: str,
+        near: list[MemoryRecord] | None = None,
     ) -> None:
-        """Add the graph changes of extracted relations to `plan`."""
-        if not relations:
+        """Add the graph changes of extracted relations to `plan`; `near` are the scope's
+        current memories closest to the new facts, which the LLM judge (when there is one)
+        may find contradicted even without a relation to compare."""
+        near = near or []
+        if not relations and not (near and self._judge is not None):
             return
         graph = self._snapshots.get(scope)
         state = _PlanState(plan, scope, graph, EntityResolver(graph.exact(scope), self._threshold))
@@ -126,7 +131,7 @@ class GraphPlanner:
                                          render(source.name, rel.relation, target.name)))
             else:
                 state.support(edge, supporting)
-        self._end_conflicts(state, new_edges, now)
+        self._end_conflicts(state, new_edges, facts, near, now)
         self._retract(state, [r for r in relations if r.negated], facts, now)
         self._learn_name(state, scope)
         self._supersede_memories(state, facts.new_ids, now)
@@ -150,9 +155,8 @@ class GraphPlanner:
         state.touch(entity)
         return entity
 
-    def _end_conflicts(self, state: _PlanState, new_edges: list[NewEdge], now: str) -> None:
-        if not new_edges:
-            return
+    def _end_conflicts(self, state: _PlanState, new_edges: list[NewEdge], facts: FactLinks,
+                       near: list[MemoryRecord], now: str) -> None:
         sources = {n.source_id for n in new_edges}
         fresh = {n.id for n in new_edges}
         active = [e for e in state.graph.edges
@@ -167,13 +171,36 @@ class GraphPlanner:
             for old in active:
                 if old.id not in state.ended and self._rules.is_candidate(new, old):
                     candidates[old.id] = old
-        if self._judge is None or not candidates:
+        # Memories whose edges the rules just ended are decided already.
+        decided = {m for i in state.ended for m in state.graph.edge_by_id[i].memory_ids}
+        memories = [m for m in near if m.id not in facts.memory_ids and m.id not in decided]
+        if self._judge is None or not (candidates or memories):
             return
-        verdicts = self._judge.judge(new_edges, list(candidates.values()), state.graph.text)
-        for edge_id, reason in verdicts.items():
-            old = candidates[edge_id]
-            by = next(n.id for n in new_edges if n.source_id == old.source_id)
-            state.invalidate(old, by, f"LLM: {reason}", now)
+        edges = list(candidates.values())
+        said = [facts.texts[i] for i, m in enumerate(facts.memory_ids) if m in facts.new_ids]
+        ended = self._judge.judge(said or facts.texts,
+                                  [state.graph.text(e) for e in edges] + [m.text for m in memories])
+        reason = f"LLM: contradicted by {' '.join(said or facts.texts)!r}"[:300]
+        for i in sorted(ended):
+            if i < len(edges):
+                old = edges[i]
+                by = next(n.id for n in new_edges if n.source_id == old.source_id)
+                state.invalidate(old, by, reason, now)
+            else:
+                self._contradicted_memory(state, memories[i - len(edges)], facts, reason, now)
+
+    def _contradicted_memory(self, state: _PlanState, memory: MemoryRecord, facts: FactLinks,
+                             reason: str, now: str) -> None:
+        """A memory the judge found contradicted: it is superseded, and the edges only it
+        supported end."""
+        by = next(iter(sorted(facts.new_ids)), None)
+        state.plan.supersede.append(Supersession(memory_id=memory.id, superseded_by=by, at=now))
+        state.history(memory.id, "SUPERSEDE", memory.text, None,
+                      {"superseded_by": by, "reason": reason}, now)
+        state.judged.add(memory.id)
+        for edge in state.graph.edges:
+            if memory.id in edge.memory_ids and set(edge.memory_ids) <= state.judged:
+                state.invalidate(edge, None, reason, now)
 
     def _retract(self, state: _PlanState, negated: list[ExtractedRelation], facts: FactLinks,
                  now: str) -> None:
@@ -213,7 +240,7 @@ class GraphPlanner:
     def _supersede_memories(self, state: _PlanState, own: set[str], now: str) -> None:
         """A memory whose every relation was just ended is no longer current."""
         ended_edges = [state.graph.edge_by_id[i] for i in state.ended]
-        memory_ids = {m for e in ended_edges for m in e.memory_ids} - own
+        memory_ids = {m for e in ended_edges for m in e.memory_ids} - own - state.judged
         if not memory_ids:
             return
         by_memory: dict[str, list[EdgeRecord]] = {}
@@ -290,6 +317,8 @@ class _PlanState:
         self.entities: dict[str, EntityRecord] = {e.id: e for e in plan.entities}
         self.gone: set[str] = set(plan.delete_edge_ids)
         self.ended: dict[str, tuple[str | None, str]] = {}
+        # Memories the LLM judge found contradicted (superseded by this plan).
+        self.judged: set[str] = set()
         self._support: dict[str, list[str]] = {}
 
     def touch(self, entity: EntityRecord) -> None:

@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 # An add that fails this many times for a reason other than a provider outage is
 # quarantined: kept and listed, no longer replayed on its own.
 MAX_ATTEMPTS = 3
+# Close memories shown to the conflict judge at most (prompt tokens are latency on a
+# local model: ~13 ms each on 2 cores).
+MAX_JUDGED_MEMORIES = 6
 
 
 class Writer:
@@ -145,7 +148,7 @@ class Writer:
         matrix = self._embedder.embed(batch) if batch else np.zeros((0, 1), np.float32)
         vectors = {i: matrix[j] for j, i in enumerate(fresh)}
         name_vectors = {n: matrix[len(fresh) + j] for j, n in enumerate(names)}
-        near = self._near_duplicates(scope, vectors) if infer else {}
+        near, close = self._near_memories(scope, vectors) if infer else ({}, [])
 
         memory_ids: list[str] = []
         new_ids: set[str] = set()
@@ -172,32 +175,40 @@ class Writer:
             new_ids.add(record.id)
             results.append({"id": record.id, "memory": text, "event": "ADD"})
         self._planner.plan_relations(
-            plan, scope, relations, FactLinks(memory_ids, texts, new_ids), name_vectors, now
+            plan, scope, relations, FactLinks(memory_ids, texts, new_ids), name_vectors, now,
+            near=close if self._extractor.name == "llm" else None,
         )
         plan.result = {"results": results, "relations": _relation_summary(plan, self._snapshots,
                                                                            scope)}
         return plan
 
-    def _near_duplicates(self, scope: Scope, vectors: dict[int, np.ndarray]) -> dict[int, str]:
-        """Fact index -> id of a current memory in the same scope at cosine >= threshold."""
+    def _near_memories(self, scope: Scope, vectors: dict[int, np.ndarray]
+                       ) -> tuple[dict[int, str], list[MemoryRecord]]:
+        """One search for the new facts' nearest current memories of the exact scope:
+        fact index -> the memory it duplicates (cosine >= dedup_threshold), and the close
+        ones below that (cosine >= conflict_candidate_threshold), which the LLM judge may
+        find contradicted."""
         if not vectors:
-            return {}
+            return {}, []
         order = list(vectors)
         hits = self._vectors.search(np.vstack([vectors[i] for i in order]), scope, 3)
-        candidates = {mid for row in hits for mid, score in row
-                      if score >= self._config.dedup_threshold}
-        rows = self._catalog.by_ids(candidates)
+        floor = min(self._config.dedup_threshold, self._config.conflict_candidate_threshold)
+        rows = self._catalog.by_ids({mid for row in hits for mid, score in row if score >= floor})
         exact = scope.as_row()
-        out = {}
+        dups: dict[int, str] = {}
+        close: dict[str, MemoryRecord] = {}
         for i, row in zip(order, hits, strict=True):
             for memory_id, score in row:
                 record = rows.get(memory_id)
-                if (score >= self._config.dedup_threshold and record is not None
-                        and record.superseded_at is None
-                        and record.model_dump(include=set(exact)) == exact):
-                    out[i] = memory_id
-                    break
-        return out
+                if (record is None or record.superseded_at is not None
+                        or record.model_dump(include=set(exact)) != exact):
+                    continue
+                if score >= self._config.dedup_threshold:
+                    dups.setdefault(i, memory_id)
+                elif score >= self._config.conflict_candidate_threshold:
+                    close.setdefault(memory_id, record)
+        dup_ids = set(dups.values())
+        return dups, [r for i, r in close.items() if i not in dup_ids][:MAX_JUDGED_MEMORIES]
 
     # ------------------------------------------------------------ update / delete
 
@@ -484,6 +495,6 @@ def extraction_from_dict(data: dict[str, Any]) -> Extraction:
     return Extraction(
         facts=list(data["facts"]),
         relations=[ExtractedRelation(**r) for r in data["relations"]],
-        entity_types=dict(data.get("entity_types", {})),
+        dropped=int(data.get("dropped", 0)),
     )
 

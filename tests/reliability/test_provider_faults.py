@@ -11,9 +11,8 @@ from hybridmem import EmbeddingError, ExtractionError, LLMError, Memory, Provide
 from tests.conftest import llm_config
 from tests.fake_openai import Reply, tool_reply
 
-GOOD = {"facts": ["I climb"], "entities": [{"name": "climbing", "type": "activity"}],
-        "relations": [{"source": "USER", "relation": "enjoys", "target": "climbing",
-                       "fact_index": 0, "negated": False}]}
+GOOD = {"facts": [{"text": "I climb", "relations": [
+    {"subject": "USER", "relation": "enjoys", "object": "climbing", "negated": False}]}]}
 
 CHAT_FAULTS = {
     "429 with Retry-After": ([Reply(status=429, headers={"Retry-After": "0"},
@@ -26,8 +25,7 @@ CHAT_FAULTS = {
                                          LLMError, "bad_response"),
     "tool arguments that are not JSON": ([tool_reply("{'facts': [")] * 2,
                                          ExtractionError, "schema"),
-    "an answer that breaks the schema": ([tool_reply({"facts": "one", "entities": [],
-                                                      "relations": []})] * 2,
+    "an answer that breaks the schema": ([tool_reply({"answer": 42})] * 2,
                                          ExtractionError, "schema"),
 }
 

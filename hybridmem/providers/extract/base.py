@@ -41,11 +41,12 @@ class ExtractedRelation:
 
 @dataclass
 class Extraction:
-    """Facts to embed, and relations to put into the graph, from one add."""
+    """Facts to embed, and relations to put into the graph, from one add (`dropped`:
+    parts of a model's answer that could not be read)."""
 
     facts: list[str] = field(default_factory=list)
     relations: list[ExtractedRelation] = field(default_factory=list)
-    entity_types: dict[str, str] = field(default_factory=dict)
+    dropped: int = 0
 
 
 class Extractor(Protocol):

@@ -1,34 +1,90 @@
-"""Extraction with an LLM: facts, entities and relations in ONE schema-checked call."""
+"""Extraction with an LLM: facts and the relations each states, in ONE schema-checked call.
+
+Written for small local models (a 1.5B model on llama.cpp follows it) as much as for
+hosted ones: one short instruction, worked examples for each case that matters (names,
+relations to the user and between others, preferences and their opposites, negation,
+retractions, changes of state told as events), and an answer shape with one level of
+nesting (each fact carries its relations, so no index has to be copied). The system
+prompt is the same for every call, so servers that cache a prompt prefix (llama.cpp,
+vLLM) pay for it once; what varies comes last, in the user message.
+
+Small models answer in many near-miss forms; `normalize` reads what can be read (facts as
+strings or objects, triples as lists, "source"/"target" keys, "USER"/"I"/the user's name
+as subject, relation names with spaces or verbs) and drops the rest, counting it.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from typing import Any
+
 from hybridmem.providers.chat import JSONChat
-from hybridmem.providers.extract.base import (
-    ENTITY_TYPES,
-    SELF,
-    ExtractedRelation,
-    Extraction,
-    Message,
-)
+from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
 from hybridmem.schemas import load_schema
-from hybridmem.text import clean_text, relation_name
+from hybridmem.text import clean_text, entity_key, relation_name
+from hybridmem.vocabulary import RELATION_ALIASES, object_type, subject_type
+
+log = logging.getLogger(__name__)
 
 USER_PLACEHOLDER = "USER"
-_SELF_WORDS = {"user", "i", "me", "my", "myself", "mine", "the user"}
+_SELF_WORDS = {"user", "i", "me", "my", "myself", "mine", "the user", "we", "us", "our"}
 
-SYSTEM_PROMPT = f"""You extract long-term memories about the user from a conversation.
-Return:
-- facts: short self-contained sentences worth remembering across sessions (preferences,
-  personal details, people in the user's life, plans). One fact per sentence, written from
-  the user's perspective ("I enjoy hiking"). Skip greetings, questions and small talk.
-- entities: every person, place, organization, animal, activity or thing the facts name,
-  with a lowercase type (one of: {", ".join(ENTITY_TYPES)}).
-- relations: (source, relation, target) triples the facts state. Refer to the user as
-  "{USER_PLACEHOLDER}". relation is lower snake case, e.g. name, likes, dislikes, enjoys,
-  lives_in, works_at, is_from, friend, sister, has_dog, is. fact_index is the index of the
-  fact that states it. Set negated=true only when a fact says a relation is no longer true
-  ("I no longer work at IBM" -> USER works_at IBM, negated=true).
-Only extract what is stated; never guess."""
+_RULES = [
+    "You record what a user tells an assistant, for the assistant to remember later.",
+    'Return JSON: {"facts": [{"text": ..., "relations": [{"subject": ..., "relation": ..., '
+    '"object": ..., "negated": false}]}]}',
+    "- facts: each thing the USER states about themselves or people, places and things in "
+    "their life, as a short sentence in the user's words. No facts from greetings, "
+    "questions, small talk, or what the assistant says.",
+    '- relations: the (subject, relation, object) triples the fact states. The user is '
+    '"USER". relation is one lower_snake_case word or phrase: name, likes, dislikes, '
+    "lives_in, works_at, works_as, is_from, born_in, studies_at, married_to, partner, "
+    "friend, sister, brother, mother, father, has_dog, has_cat, is, age.",
+    '- "My friend/sister/boss X ..." states USER friend/sister/boss X first, then what '
+    "it says about X.",
+    "- A change is the new state: moved to X -> lives_in X; started at / joined / was hired "
+    "by X -> works_at X; adopted or got a dog Y -> has_dog Y.",
+    "- no longer, quit, left, stopped, broke up with, sold, moved out of: the old relation "
+    'with "negated": true.',
+    "- Negations, wishes, plans, maybes and the past (\"I don't have a car\", \"I might "
+    'move", "I used to") are facts without relations.',
+]
+
+
+def _fact_json(text: str, *triples: tuple) -> dict:
+    return {"text": text, "relations": [
+        {"subject": s, "relation": r, "object": o, "negated": bool(rest and rest[0])}
+        for s, r, o, *rest in triples]}
+
+
+# Worked examples (names and sentences of their own, not from any evaluation set).
+EXAMPLES = [
+    ("My name is Zed and I adore chess.",
+     [_fact_json("My name is Zed", ("USER", "name", "Zed")),
+      _fact_json("I love chess", ("USER", "likes", "chess"))]),
+    ("I can't stand opera. My cousin Ivo has a cat called Pip.",
+     [_fact_json("I dislike opera", ("USER", "dislikes", "opera")),
+      _fact_json("My cousin Ivo has a cat called Pip", ("USER", "cousin", "Ivo"),
+                 ("Ivo", "has_cat", "Pip"))]),
+    ("My neighbour Ola is a pilot.",
+     [_fact_json("My neighbour Ola is a pilot", ("USER", "neighbor", "Ola"),
+                 ("Ola", "works_as", "pilot"))]),
+    ("Mara works at Initrode and Lex is Captain Nova.",
+     [_fact_json("Mara works at Initrode", ("Mara", "works_at", "Initrode")),
+      _fact_json("Lex is Captain Nova", ("Lex", "is", "Captain Nova"))]),
+    ("I left Vandex last month and moved to Turin. I don't own a bike.",
+     [_fact_json("I no longer work at Vandex", ("USER", "works_at", "Vandex", True)),
+      _fact_json("I moved to Turin", ("USER", "lives_in", "Turin")),
+      _fact_json("I don't own a bike")]),
+    ("hey, how's it going?", []),
+]
+
+SYSTEM_PROMPT = "\n".join(_RULES) + "\n\nExamples:\n" + "\n".join(
+    f"User: {said}\n" + json.dumps({"facts": facts}, separators=(",", ":"))
+    for said, facts in EXAMPLES
+)
 
 
 class LLMExtractor:
@@ -42,41 +98,148 @@ class LLMExtractor:
 
     def extract(self, messages: list[Message], *, user_name: str | None = None) -> Extraction:
         """Ask the LLM once; map "USER"/"I"/the user's name to the scope's own entity."""
-        lines = [f"{m.role}: {m.content}" for m in messages]
-        known = f"The user's name is {user_name}.\n" if user_name else ""
-        answer = self._chat.ask(
-            system=self._system,
-            user=f"{known}Conversation:\n" + "\n".join(lines),
-            schema=load_schema("extraction"),
-        )
-        return _to_extraction(answer, user_name)
+        lines = [f"{'User' if m.role == 'user' else m.role.title()}: {m.content}"
+                 for m in messages if m.role != "system"]
+        known = f"(The user's name is {user_name}.)\n" if user_name else ""
+        counter = _Dropped()
+        answer = self._chat.ask(system=self._system, user=known + "\n".join(lines),
+                                schema=load_schema("extraction"),
+                                normalize=lambda raw: normalize(raw, counter))
+        extraction = to_extraction(answer, user_name)
+        extraction.dropped += counter.n
+        if extraction.dropped:
+            log.info("extraction: dropped %d unreadable items of the model's answer",
+                     extraction.dropped)
+        return extraction
 
 
-def _to_extraction(answer: dict, user_name: str | None) -> Extraction:
+class _Dropped:
+    def __init__(self) -> None:
+        self.n = 0
+
+
+def normalize(raw: Any, dropped: _Dropped | None = None) -> dict[str, Any]:
+    """Map the forms small models answer with onto the extraction schema's shape."""
+    counter = dropped or _Dropped()
+    if isinstance(raw, list):
+        raw = {"facts": raw}
+    if not isinstance(raw, dict) or not {"facts", "memories", "fact", "relations"} & set(raw):
+        return raw  # not a shape we can read: the schema check asks the model again
+    facts = raw.get("facts", raw.get("memories", raw.get("fact", [])))
+    if isinstance(facts, (str, dict)):
+        facts = [facts]
+    loose = raw.get("relations") if isinstance(raw.get("relations"), list) else []
+    out: list[dict[str, Any]] = []
+    for item in facts if isinstance(facts, list) else []:
+        fact = _fact(item)
+        if fact is None:
+            counter.n += 1
+            continue
+        fact["relations"] = [{k: v for k, v in r.items() if k != "fact_index"}
+                             for r in _relations(fact["relations"], counter)]
+        out.append(fact)
+    for rel in _relations(loose, counter):  # a flat shape: relations beside the facts
+        index = rel.pop("fact_index", None)
+        if isinstance(index, int) and 0 <= index < len(out):
+            out[index]["relations"].append(rel)
+            continue
+        names = [rel["object"]] + ([] if entity_key(rel["subject"]) in _SELF_WORDS | {"user"}
+                                   else [rel["subject"]])
+        home = next((f for name in names for f in out if _mentions(f["text"], name)), None)
+        if home is None:
+            words = rel["relation"].replace("_", " ")
+            home = {"text": f"{rel['subject']} {words} {rel['object']}", "relations": []}
+            out.append(home)
+        home["relations"].append(rel)
+    return {"facts": out}
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def _fact(item: Any) -> dict[str, Any] | None:
+    if isinstance(item, str):
+        return {"text": item, "relations": []} if item.strip() else None
+    if not isinstance(item, dict):
+        return None
+    text = next((item[k] for k in ("text", "fact", "memory", "content", "sentence", "statement")
+                 if isinstance(item.get(k), str) and item[k].strip()), None)
+    if text is None:
+        return None
+    relations = item.get("relations", item.get("triples", []))
+    return {"text": text, "relations": relations if isinstance(relations, list) else []}
+
+
+def _relations(items: list[Any], counter: _Dropped) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        if isinstance(item, (list, tuple)) and len(item) in (3, 4):
+            item = {"subject": item[0], "relation": item[1], "object": item[2],
+                    "negated": item[3] if len(item) == 4 else False}
+        if not isinstance(item, dict):
+            counter.n += 1
+            continue
+        subject = _first(item, "subject", "source", "subj", "head", "entity")
+        relation = _first(item, "relation", "predicate", "rel", "relationship", "type")
+        obj = _first(item, "object", "target", "obj", "tail", "value")
+        if not (subject and relation and obj):
+            counter.n += 1
+            continue
+        negated = item.get("negated", False)
+        if isinstance(negated, str):
+            negated = negated.strip().lower() in ("true", "yes", "1")
+        out.append({"subject": subject, "relation": relation, "object": obj,
+                    "negated": bool(negated),
+                    **({"fact_index": item["fact_index"]} if "fact_index" in item else {})})
+    return out
+
+
+def _first(item: dict, *keys: str) -> str | None:
+    for key in keys:
+        value = item.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            text = str(value).strip()
+            if text:
+                return text
+    return None
+
+
+def to_extraction(answer: dict, user_name: str | None) -> Extraction:
+    """Facts and relations from a schema-valid answer, with the user as `SELF`."""
     self_names = set(_SELF_WORDS) | {USER_PLACEHOLDER.casefold()}
     if user_name:
-        self_names.add(user_name.casefold())
+        self_names.add(entity_key(user_name))
 
     def who(name: str) -> str:
         name = clean_text(name)
-        return SELF if name.casefold() in self_names else name
+        key = entity_key(name)
+        return SELF if key in self_names or key.startswith(("user's ", "the user's")) else name
 
-    facts = [clean_text(f) for f in answer["facts"] if clean_text(f)]
-    types = {who(e["name"]): e["type"].strip().lower() for e in answer["entities"]}
-    out = Extraction(facts=facts)
-    for rel in answer["relations"]:
-        source, target = who(rel["source"]), who(rel["target"])
-        index = rel["fact_index"]
-        if not source or not target or (index is not None and index >= len(facts)):
-            index = None
-        relation = relation_name(rel["relation"])
-        if relation == "name" and source == SELF and target == SELF and user_name:
-            target = user_name
-        out.relations.append(ExtractedRelation(
-            source=source, relation=relation, target=target,
-            source_type="person" if source == SELF else types.get(source, "other"),
-            target_type="name" if relation == "name" else types.get(target, "other"),
-            fact_index=index, negated=bool(rel["negated"]),
-        ))
-    out.entity_types = {k: v for k, v in types.items() if k != SELF}
+    out = Extraction()
+    seen: set[tuple] = set()
+    for fact in answer["facts"]:
+        text = clean_text(fact["text"])
+        if not text:
+            out.dropped += 1
+            continue
+        index = len(out.facts)
+        out.facts.append(text)
+        for rel in fact["relations"]:
+            source, target = who(rel["subject"]), who(rel["object"])
+            relation = relation_name(rel["relation"])
+            relation = RELATION_ALIASES.get(relation, relation)
+            if relation == "name" and source == SELF and target == SELF and user_name:
+                target = user_name
+            key = (source, relation, target, rel["negated"])
+            if not source or not target or source == target or key in seen:
+                out.dropped += 1
+                continue
+            seen.add(key)
+            out.relations.append(ExtractedRelation(
+                source=source, relation=relation, target=target,
+                source_type="person" if source == SELF else subject_type(relation),
+                target_type=object_type(relation), fact_index=index, negated=rel["negated"],
+            ))
     return out
+

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
 from hybridmem.text import clean_text
-from hybridmem.vocabulary import KINSHIP
+from hybridmem.vocabulary import KINSHIP, object_type
 
 # A proper name: capitalised words ("Mary Jane", "Spider-Man", "O'Brien", "McDonald's").
 # Case-sensitive even inside the case-insensitive patterns: that is what marks a name.
@@ -94,9 +94,6 @@ class RulesExtractor:
                 for clause in _CLAUSE_SPLIT.split(sentence):
                     for rel in _clause_relations(clause.strip(" .!;,")):
                         out.relations.append(_with_fact(rel, index))
-        for rel in out.relations:
-            out.entity_types.setdefault(rel.source, rel.source_type)
-            out.entity_types.setdefault(rel.target, rel.target_type)
         return out
 
 
@@ -169,11 +166,7 @@ def _object(raw: str) -> str | None:
 
 
 def _target_type(relation: str) -> str:
-    return {
-        "lives_in": "place", "is_from": "place", "born_in": "place", "works_at": "organization",
-        "works_as": "concept", "name": "name", "age": "number", "married_to": "person",
-        "is": "person", "lives_with": "person",
-    }.get(relation, "activity" if relation in _ALL_PREFERENCES else "other")
+    return object_type(relation)
 
 
 _ALL_PREFERENCES = set(_POSITIVE.values()) | set(_NEGATIVE.values())

@@ -1,0 +1,100 @@
+"""The LLM path on a REAL small model: Qwen2.5-Coder-1.5B-Instruct on llama.cpp's
+OpenAI-compatible server (`../shared/llm/local-llm start`, which `.ci/run` runs), in the
+forced-tool-call mode and the JSON-object mode; and the schemas we send compiled by
+llama.cpp's own JSON-schema-to-grammar converter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hybridmem import Memory
+from hybridmem.demo import QUERIES, STATEMENTS
+from hybridmem.providers.chat import wire_schema
+from hybridmem.schemas import load_schema
+
+URL = os.environ.get("LOCAL_LLM_URL", "http://127.0.0.1:8089/v1")
+VENV_PYTHON = Path(os.environ.get("LOCAL_LLM_DIR", Path.home() / ".cache" / "local-llm")
+                   ) / "venv" / "bin" / "python"
+
+# llama.cpp parses a grammar when a sampler is made from it (LlamaGrammar.from_string only
+# keeps the text); a vocabulary-only load of the model is enough for that, and fast.
+COMPILE = """
+import json, sys
+import llama_cpp
+from llama_cpp.llama_grammar import json_schema_to_gbnf
+model = llama_cpp.Llama(model_path=sys.argv[1], vocab_only=True, verbose=False)
+vocab = llama_cpp.llama_model_get_vocab(model.model)
+for line in sys.stdin:
+    grammar = json_schema_to_gbnf(line)
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    print("ok" if sampler else "error", flush=True)
+    if sampler:
+        llama_cpp.llama_sampler_free(sampler)
+"""
+MODEL = VENV_PYTHON.parents[2] / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
+def _compile(schemas: list[dict]) -> list[str]:
+    if not VENV_PYTHON.exists() or not MODEL.exists():
+        pytest.skip(f"llama-cpp-python is not installed at {VENV_PYTHON} (run "
+                    "../shared/llm/local-llm start; .ci/run does)")
+    proc = subprocess.run([str(VENV_PYTHON), "-c", COMPILE, str(MODEL)], text=True,
+                          capture_output=True,
+                          input="\n".join(json.dumps(s) for s in schemas) + "\n", timeout=300)
+    return proc.stdout.splitlines()
+
+
+def test_the_schemas_we_send_compile_with_llama_cpp():
+    sent = [wire_schema(load_schema("extraction")), wire_schema(load_schema("conflict"))]
+    assert _compile(sent) == ["ok", "ok"]
+
+
+def test_the_compiler_refuses_what_we_no_longer_send():
+    """The check can fail: a string with maxLength 2000 (what we used to send) is refused
+    by the very compiler that took the server down."""
+    [verdict] = _compile([{"type": "object", "properties": {
+        "facts": {"type": "array", "items": {"type": "string", "maxLength": 2000}}}}])
+    assert verdict.startswith("error")
+
+
+def _server_up() -> bool:
+    try:
+        with urllib.request.urlopen(f"{URL}/models", timeout=3) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["tools", "json_object"])
+def test_the_article_on_a_real_small_model(tmp_path, mode):
+    if not _server_up():
+        pytest.skip(f"no local model at {URL} (run ../shared/llm/local-llm start; .ci/run does)")
+    config = {"data_dir": str(tmp_path), "llm": {"provider": "openai", "config": {
+        "model": "local", "api_key": "local", "openai_base_url": URL, "mode": mode,
+        "timeout": 300, "max_retries": 1}}}
+    with Memory.from_config(config) as memory:
+        for text in STATEMENTS:
+            memory.add(text, user_id="alice123")
+        relations = memory.get_all(user_id="alice123", include_invalid=True)["relations"]
+        current = {(r["source"], r["relationship"], r["target"])
+                   for r in relations if r["valid"]}
+        assert ("Alice", "name", "Alice") in current
+        assert ("Peter", "is", "Spider-Man") in current
+        assert any(s == "John" and r.startswith("has_") and t == "Tommy"
+                   for s, r, t in current), current
+        assert ("Alice", "dislikes", "badminton") in current
+        assert not any(r in ("likes", "loves", "enjoys") and t == "badminton"
+                       for _, r, t in current), current
+        tops = {q: memory.search(q, user_id="alice123", limit=1)["results"][0]["memory"]
+                for q in QUERIES}
+        assert "Alice" in tops["What is my name?"]
+        assert "Peter" in tops["Who is Spider-Man?"]
+        assert "dislike" in tops["Do I like badminton?"]
+        assert "dog" in tops["Who has a dog?"]
