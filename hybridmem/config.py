@@ -81,6 +81,12 @@ class VectorStoreConfig(_Strict):
     # Rows written since the last flush are brute-forced in Python by Milvus Lite on every
     # search (~30 µs each); flushing every N rows bounds that cost.
     flush_every: int = Field(default=256, ge=1)
+    # Search the record's vectors in process (exact) instead of asking Milvus; None: yes
+    # for Milvus Lite (an in-process Python engine), no for a server.
+    search_in_process: bool | None = None
+    # Memory the in-process search may hold (least recently searched scopes go first):
+    # 384-d float32 vectors take 1.5 KiB each, 150 MiB per 100k memories.
+    in_process_budget_mb: int = Field(default=1024, ge=1)
 
     @field_validator("embedding_model_dims", mode="before")
     @classmethod

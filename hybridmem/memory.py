@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hybridmem.config import MemoryConfig
 from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError
@@ -31,6 +31,7 @@ from hybridmem.providers.extract import create_extractor
 from hybridmem.read.render import render
 from hybridmem.read.retriever import Hit, Retriever
 from hybridmem.read.snapshot import GraphSnapshots
+from hybridmem.read.vector_index import VectorIndex
 from hybridmem.records import EdgeRecord, MemoryRecord, iso
 from hybridmem.scope import Scope
 from hybridmem.stores.opened import Stores, open_stores
@@ -39,7 +40,50 @@ from hybridmem.write.planner import GraphPlanner
 from hybridmem.write.transfer import export_lines, import_plans
 from hybridmem.write.writer import Writer
 
+if TYPE_CHECKING:
+    import networkx
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _CallGate:
+    """Counts public calls in flight, so closing never pulls a store from under one
+    (closing Kuzu under a running query can crash the process)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self.closed = False
+
+    @contextmanager
+    def enter(self) -> Iterator[None]:
+        with self._cond:
+            if self.closed:
+                raise HybridMemError("this Memory is closed")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """Refuse new calls; wait for those running. False if they outlast `timeout`."""
+        with self._cond:
+            self.closed = True
+            return self._cond.wait_for(lambda: self._active == 0, timeout)
+
+
+def _open_call(method: Callable[..., T]) -> Callable[..., T]:
+    """A public method: refused once closed, waited for by close()."""
+    @functools.wraps(method)
+    def wrapper(self: Memory, *args: Any, **kwargs: Any) -> T:
+        with self._gate.enter():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Memory:
@@ -68,6 +112,7 @@ class Memory:
             config = MemoryConfig.from_dict(config)
         self.config = config
         self._closed = False
+        self._gate = _CallGate()
         embedder = create_embedder(config.embedder, config.vector_store)
         stores = open_stores(config, embedder.dims, repair=repair)
         self._stores: Stores = stores
@@ -77,12 +122,18 @@ class Memory:
         self._catalog, self._journal = stores.catalog, stores.journal
         self._vectors, self._graph = stores.vectors, stores.graph
         self._snapshots = GraphSnapshots(self._graph)
+        in_process = config.vector_store.search_in_process
+        if in_process is None:
+            in_process = stores.paths.milvus_lite
+        self._index = VectorIndex(
+            self._catalog.scope_vectors, embedder.dims,
+            config.vector_store.in_process_budget_mb * 2**20) if in_process else None
         judge = LLMConflictJudge(self._chat) if self._chat is not None else None
         self._planner = GraphPlanner(self._graph, self._snapshots, config.graph, judge)
         self._writer = Writer(
             config=config, db=stores.db, journal=self._journal, catalog=self._catalog,
             vectors=self._vectors, graph_store=self._graph, mirror=stores.mirror,
-            projections=stores.projections, snapshots=self._snapshots,
+            projections=stores.projections, snapshots=self._snapshots, index=self._index,
             planner=self._planner, embedder=self._embedder,
             extractor=create_extractor(
                 self._chat, config.llm.custom_fact_extraction_prompt if config.llm else None
@@ -91,6 +142,7 @@ class Memory:
         self._retriever = Retriever(
             embedder=self._embedder, vectors=self._vectors, catalog=self._catalog,
             graph_store=self._graph, snapshots=self._snapshots, config=config.search,
+            index=self._index,
         )
         # Closing needs Milvus Lite's gRPC server, whose worker pool concurrent.futures
         # shuts down when the interpreter exits, before atexit handlers run, and a flush
@@ -116,6 +168,7 @@ class Memory:
 
     # ------------------------------------------------------------ writes
 
+    @_open_call
     def add(
         self,
         messages: Any,
@@ -144,7 +197,6 @@ class Memory:
             ProviderError: the LLM/embedding endpoint failed; the input stays journaled
                 and `retry_pending()` finishes it later.
         """
-        self._check_open()
         if memory_type is not None:
             raise InvalidInputError(
                 f"memory_type={memory_type!r} is not supported by hybridmem (mem0's procedural "
@@ -183,10 +235,10 @@ class Memory:
                 merged["relations"][key] += result["relations"][key]
         return merged
 
+    @_open_call
     def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None
                ) -> dict[str, Any]:
         """Replace a memory's text (and, if given, its metadata); relations follow."""
-        self._check_open()
         check_memory_id(memory_id)
         text = check_text(data, "data", self.config.max_text_chars)
         if not text.strip():
@@ -199,9 +251,9 @@ class Memory:
         })
         return self._writer.update(op_id, memory_id, text, clean_metadata)
 
+    @_open_call
     def delete(self, memory_id: str) -> dict[str, Any]:
         """Erase one memory for real, with the edges and entities only it supported."""
-        self._check_open()
         check_memory_id(memory_id)
         record = self._record(memory_id)
         op_id = self._journal.begin("delete", record.model_dump(include={"user_id", "agent_id",
@@ -209,44 +261,47 @@ class Memory:
                                     {"memory_id": memory_id})
         return self._writer.delete(op_id, memory_id)
 
+    @_open_call
     def delete_all(
         self, *, user_id: str | None = None, agent_id: str | None = None,
         run_id: str | None = None,
     ) -> dict[str, Any]:
         """Erase every memory, entity and relation of a scope (a scope id is required)."""
-        self._check_open()
         scope = Scope.of(user_id, agent_id, run_id)
         op_id = self._journal.begin("delete_all", scope.as_row(), {})
         return self._writer.delete_all(op_id, scope)
 
+    @_open_call
     def reset(self) -> None:
         """Erase EVERYTHING in this store (all scopes): vectors, graph, catalog, history
         and journal. Never called implicitly."""
-        self._check_open()
         with self._writer.lock:
+            self._vectors.get()  # opened (and checked) before the record is emptied
             db = self._stores.db
             with db.transaction() as conn:
                 for table in ("memories", "tombstones", "entities", "edges", "history", "ops"):
                     conn.execute(f"DELETE FROM {table}")
-                db.set_meta({"epoch": 0, "graph_epoch": 0, "vector_epoch": 0})
+                db.set_meta({"epoch": 0, "vector_epoch": 0})
             self._vectors.drop()
             self._graph.drop_all(self._stores.projections.store_id)
             self._stores.projections.flush()
             self._snapshots.clear()
+            if self._index is not None:
+                self._index.clear()
 
+    @_open_call
     def retry_pending(self) -> dict[str, int]:
         """Finish operations left unfinished by a crash or a provider failure.
 
         Returns `{"finished": n, "pending": m}` (m still failing).
         """
-        self._check_open()
         return self._writer.recover()
 
+    @_open_call
     def pending(self) -> list[dict[str, Any]]:
         """Journaled operations not finished yet: id, kind, status (`received`: replayed
         by `retry_pending()`; `quarantined`: failed repeatedly, replayed only after you
         fix the cause, see `discard_pending`), attempts, last error, scope ids."""
-        self._check_open()
         return [
             {"id": op.id, "kind": op.kind, "status": op.status, "attempts": op.attempts,
              "error": op.error, "created_at": op.created_at,
@@ -254,41 +309,44 @@ class Memory:
             for op in self._journal.pending()
         ]
 
+    @_open_call
     def discard_pending(self, op_id: str) -> None:
         """Drop a journaled operation that is not finished (e.g. a quarantined add).
 
         Raises:
             NotFoundError: no unfinished operation has that id.
         """
-        self._check_open()
         with self._writer.lock:
             if self._journal.status(op_id) not in ("received", "quarantined"):
                 raise NotFoundError(f"no pending operation with id {op_id!r}")
             self._journal.discard(op_id, force=True)
 
+    @_open_call
     def check(self) -> dict[str, Any]:
         """Compare every memory, vector, entity and edge of Milvus and Kuzu with the
         record (a full scan). Returns `{"clean": bool, "found": {kind: n}, "notes": [...],
         "pending": n}`; `clean` is about the engines, `pending` counts journaled
         operations still to replay (see `pending()`)."""
-        self._check_open()
         with self._writer.lock:
             report = self._stores.projections.check()
         return {"clean": report.clean, "found": report.found, "notes": report.notes,
                 "pending": len(self._journal.pending())}
 
+    @_open_call
     def repair(self) -> dict[str, Any]:
         """Make Milvus and Kuzu match the record exactly (rewrites what differs); then
         check again. Returns the repair's counts and the check that followed."""
-        self._check_open()
         with self._writer.lock:
             done = self._stores.projections.repair()
             self._snapshots.clear()
+            if self._index is not None:
+                self._index.clear()
             after = self._stores.projections.check()
         return {"repaired": done.found, "clean": after.clean, "found": after.found}
 
     # ------------------------------------------------------------ reads
 
+    @_open_call
     def search(
         self,
         query: str,
@@ -310,7 +368,6 @@ class Memory:
         "relation"), `score_components` ({signal: {raw, normalized}}), `provenance`
         (`memory_ids`, `created_at`); relations add `source`, `relationship`, `destination`.
         """
-        self._check_open()
         check_text(query, "query", self.config.max_text_chars)
         if not query.strip():
             raise InvalidInputError("query is empty")
@@ -322,13 +379,14 @@ class Memory:
         )
         return {"results": [self._hit_dict(h) for h in hits]}
 
+    @_open_call
     def get(self, memory_id: str) -> dict[str, Any] | None:
         """One memory by id, or None."""
-        self._check_open()
         check_memory_id(memory_id)
         record = self._catalog.get(memory_id)
         return _memory_dict(record) if record is not None else None
 
+    @_open_call
     def get_all(
         self,
         *,
@@ -346,7 +404,6 @@ class Memory:
         `valid`, `invalidated_at`, `superseded_by`, `reason`); `as_of` shows the store
         as it was at that moment.
         """
-        self._check_open()
         scope = Scope.of(user_id, agent_id, run_id, filters=filters)
         where = parse_filters(filters)
         limit = check_limit(limit)
@@ -359,10 +416,10 @@ class Memory:
             "relations": [_relation_dict(e) for e in edges],
         }
 
+    @_open_call
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         """ADD/UPDATE/DELETE rows of a memory, plus INVALIDATE (an edge it supported was
         contradicted) and SUPERSEDE (all of them were) rows; oldest first."""
-        self._check_open()
         check_memory_id(memory_id)
         return [
             {**h.model_dump(exclude={"user_id", "agent_id", "run_id"}),
@@ -371,6 +428,7 @@ class Memory:
             for h in self._journal.history(memory_id)
         ]
 
+    @_open_call
     def graph(
         self,
         *,
@@ -379,14 +437,15 @@ class Memory:
         run_id: str | None = None,
         include_invalid: bool = False,
         as_of: datetime | str | None = None,
-    ) -> nx.MultiDiGraph:
+    ) -> networkx.MultiDiGraph:
         """The scope's entity graph as a `networkx.MultiDiGraph`.
 
         Nodes carry `name`, `type`, `aliases`, `mentions`; edges (keyed by edge id) carry
         `relation`, `fact`, `text`, `valid`, `created_at`, `invalidated_at`, `reason` and
         `memory_ids` (provenance). By default only the current graph.
         """
-        self._check_open()
+        import networkx as nx  # only graph() needs it (0.2 s to import)
+
         scope = Scope.of(user_id, agent_id, run_id)
         out = nx.MultiDiGraph()
         for e in self._graph.entities(scope):
@@ -403,16 +462,17 @@ class Memory:
             )
         return out
 
+    @_open_call
     def export(
         self, *, user_id: str | None = None, agent_id: str | None = None,
         run_id: str | None = None, all_scopes: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The scope's memories, entities and relations (incl. history) as JSON-ready
         dicts, one per line of an export file; `all_scopes=True` exports everything."""
-        self._check_open()
         scope = None if all_scopes else Scope.of(user_id, agent_id, run_id)
         return export_lines(self._catalog, self._graph, scope)
 
+    @_open_call
     def import_lines(self, lines: Iterable[dict[str, Any]],
                      progress: Callable[[int], None] | None = None) -> dict[str, int]:
         """Load lines made by `export` (ids kept; texts embedded again). Each batch is a
@@ -421,7 +481,6 @@ class Memory:
         Raises:
             InvalidInputError: a line is not valid; nothing after it is written.
         """
-        self._check_open()
         counts = {"memories": 0, "entities": 0, "relations": 0}
         for plan, n in import_plans(list(lines), embed=self._embedder.embed,
                                     dims=self._embedder.dims):
@@ -435,12 +494,14 @@ class Memory:
             if progress is not None:
                 progress(n)
         self._snapshots.clear()
+        if self._index is not None:
+            self._index.clear()
         return counts
 
+    @_open_call
     def stats(self) -> dict[str, int]:
         """Row counts in each store (all scopes): `memories` (the record), `vectors`
         (Milvus), `entities`/`relations` (Kuzu), and `pending_operations`."""
-        self._check_open()
         entities, edges = self._graph.count()
         return {"memories": self._catalog.count(), "vectors": self._vectors.count(),
                 "entities": entities, "relations": edges,
@@ -480,11 +541,11 @@ class Memory:
         if self._closed:
             return
         self._closed = True
+        if not self._gate.close(CLOSE_WAIT_SECONDS):
+            log.warning("calls were still running after %.0f s; closing anyway",
+                        CLOSE_WAIT_SECONDS)
         self._finalizer()  # a finalizer runs once; the exit hook then finds it dead
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise HybridMemError("this Memory is closed")
 
     def __enter__(self) -> Memory:
         return self

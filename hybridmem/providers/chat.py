@@ -16,8 +16,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import jsonschema
-
 from hybridmem.config import LLMConfig
 from hybridmem.errors import ExtractionError, LLMError
 from hybridmem.providers.openai_client import PROVIDER, build_client, call
@@ -68,6 +66,8 @@ class JSONChat:
             LLMError: the endpoint failed after its retries.
             ExtractionError: two answers in a row were not valid JSON for the schema.
         """
+        import jsonschema  # only the LLM path needs it
+
         problem = ""
         for attempt in range(2):
             prompt = user if attempt == 0 else (

@@ -13,6 +13,7 @@ from hybridmem.filters import Filter, matches, pushdown
 from hybridmem.providers.embed.base import Embedder
 from hybridmem.read.merger import Candidate, fuse
 from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
+from hybridmem.read.vector_index import VectorIndex
 from hybridmem.records import EdgeRecord, MemoryRecord
 from hybridmem.scope import Scope
 from hybridmem.stores.catalog import MemoryCatalog
@@ -50,12 +51,14 @@ class Retriever:
         graph_store: KuzuGraphStore,
         snapshots: GraphSnapshots,
         config: SearchConfig,
+        index: VectorIndex | None = None,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._catalog = catalog
         self._graph_store = graph_store
         self._snapshots = snapshots
+        self._index = index
         self.config = config
 
     def search(
@@ -114,11 +117,16 @@ class Retriever:
 
     def _vector_signal(self, pool: _Pool, query_vector: np.ndarray, scope: Scope, k: int,
                        where: Filter | None) -> None:
-        """Milvus ANN over the scope's memories: raw = cosine."""
-        extra = 4 if where is not None else 1  # filters are re-checked in _visible
-        for memory_id, cosine in self._vectors.search(
-            query_vector[None, :], scope, k * extra, pushdown(where)
-        )[0]:
+        """Nearest memories of the scope: raw = cosine. In process over the record's
+        vectors (exact, the filter applied exactly), or Milvus ANN with the part of the
+        filter Milvus evaluates exactly (the rest is checked in _visible)."""
+        if self._index is not None:
+            found = self._index.search(query_vector, scope, k, where)
+        else:
+            extra = 4 if where is not None else 1
+            found = self._vectors.search(query_vector[None, :], scope, k * extra,
+                                         pushdown(where))[0]
+        for memory_id, cosine in found:
             pool.memory(memory_id).raw["vector"] = cosine
 
     def _memory_bm25_signal(self, pool: _Pool, query: str, scope: Scope, k: int) -> None:

@@ -118,10 +118,7 @@ class Journal:
                 "updated_at = ? WHERE id = ?",
                 (now_iso(), plan.op_id),
             )
-            epochs = {"epoch": plan.epoch}
-            if plan.touches_graph():
-                epochs["graph_epoch"] = plan.epoch
-            self._db.set_meta(epochs)
+            self._db.set_meta({"epoch": plan.epoch})
 
     def write_history(self, entries: list[HistoryEntry], op_id: str | None = None) -> None:
         """Append history rows (a row already written is kept as it is)."""

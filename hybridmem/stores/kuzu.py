@@ -214,11 +214,15 @@ class KuzuGraphStore:
     # ------------------------------------------------------------ writes
 
     def apply(self, plan: WritePlan, store_id: str) -> None:
-        """Apply a plan's graph part and mark the graph with the plan's epoch, in one
-        transaction. Idempotent: a re-run changes nothing."""
-        if not plan.touches_graph():
-            return
-        self._write(lambda: (self._apply(plan), self._mark(store_id, plan.epoch)))
+        """Apply a plan's graph part (if any) and mark the graph with the plan's epoch, in
+        one transaction: every plan marks it, so the graph's epoch is the record's and a
+        record that lost commits is caught at open. Idempotent."""
+        def work() -> None:
+            if plan.touches_graph():
+                self._apply(plan)
+            self._mark(store_id, plan.epoch)
+
+        self._write(work)
 
     def restore(self, *, entities: list[EntityRecord], edges: list[EdgeRecord],
                 drop_entity_ids: Iterable[str] = (), drop_edge_ids: Iterable[str] = (),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hybridmem.config import MemoryConfig
-from hybridmem.errors import StoreError
+from hybridmem.errors import DimensionMismatchError, StoreError
 from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.stores.identity import StorePaths, store_paths
 from hybridmem.stores.journal import Journal
@@ -26,6 +27,53 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class LazyVectors:
+    """The Milvus store, opened on its first use and checked against the record then.
+
+    Reads never need Milvus (searches use the record's vectors, see
+    `read/vector_index.py`), so opening a store and answering a search never pays for
+    importing pymilvus (~1.4 s here, pandas included) or starting Milvus Lite.
+    Attribute access opens it; `opened` tells whether it was.
+    """
+
+    def __init__(self, open_store: Callable[[], MilvusVectorStore]) -> None:
+        self._open = open_store
+        self._store: MilvusVectorStore | None = None
+        self._lock = threading.RLock()
+        self.on_open: Callable[[], object] | None = None
+        self.opened_report: Report | None = None
+
+    @property
+    def opened(self) -> bool:
+        """Whether Milvus was opened."""
+        return self._store is not None
+
+    def get(self) -> MilvusVectorStore:
+        """The open store (opening and checking it the first time)."""
+        with self._lock:
+            if self._store is None:
+                store = self._open()
+                self._store = store
+                if self.on_open is not None:
+                    try:
+                        self.opened_report = self.on_open()
+                    except BaseException:
+                        self._store = None
+                        _quietly(store.close)
+                        raise
+            return self._store
+
+    def __getattr__(self, name: str):
+        return getattr(self.get(), name)
+
+    def close(self) -> None:
+        """Close Milvus if it was opened."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
 @dataclass
 class Stores:
     """Everything one open store holds."""
@@ -36,7 +84,7 @@ class Stores:
     catalog: MemoryCatalog
     journal: Journal
     mirror: GraphMirror
-    vectors: MilvusVectorStore
+    vectors: LazyVectors
     graph: KuzuGraphStore
     projections: Projections
     opened: Report
@@ -44,7 +92,8 @@ class Stores:
     def close(self) -> None:
         """Make Milvus durable up to the record, close every engine, release the lock.
         Never raises: each part is closed whatever happened to the others."""
-        _quietly(self.projections.flush)
+        if self.vectors.opened:
+            _quietly(self.projections.flush)
         for part in (self.vectors, self.graph, self.db):
             _quietly(part.close)
         self.lock.release()
@@ -72,18 +121,25 @@ def open_stores(config: MemoryConfig, dims: int, *, repair: bool = False) -> Sto
         opened.append(db)
         lite_collection = (Path(paths.milvus_uri) / "collections" / config.vector_store
                            .collection_name) if paths.milvus_lite else None
-        vectors = _open(lambda: MilvusVectorStore(config.vector_store, paths.milvus_uri,
-                                                  lite=paths.milvus_lite, dims=dims),
-                        repair and lite_collection is not None, moved, paths.data_dir,
-                        [lite_collection] if lite_collection else [])
+        vectors = LazyVectors(lambda: _open(
+            lambda: MilvusVectorStore(config.vector_store, paths.milvus_uri,
+                                      lite=paths.milvus_lite, dims=dims),
+            repair and lite_collection is not None, moved, paths.data_dir,
+            [lite_collection] if lite_collection else []))
         opened.append(vectors)
         graph = _open(lambda: KuzuGraphStore(paths.graph), repair, moved, paths.data_dir,
                       [paths.graph, paths.graph.with_name(paths.graph.name + ".wal")])
         opened.append(graph)
+        _check_dims(db, dims, paths)
         catalog, journal, mirror = MemoryCatalog(db), Journal(db), GraphMirror(db)
         projections = Projections(paths=paths, db=db, journal=journal, catalog=catalog,
                                   mirror=mirror, vectors=vectors, graph=graph)
         report = projections.check_at_open(rebuild_record=repair)
+        if vectors.opened and not repair:  # the open check needed Milvus: check it now
+            report.found.update(projections.check_vectors().found)
+        vectors.on_open = projections.check_vectors
+        if not paths.milvus_lite:  # a server is opened (and checked) now: it costs no
+            vectors.get()          # start-up worth deferring, and config errors show early
         if repair:
             report.found.update(projections.repair().found)
         report.add("files_moved_aside", len(moved), *(
@@ -132,6 +188,19 @@ def _probed(db: Database, repair: bool) -> Database:
             db.close()
             raise
     return db
+
+
+def _check_dims(db: Database, dims: int, paths: StorePaths) -> None:
+    """The record keeps vectors of one size; an embedder of another is refused at open."""
+    kept = db.get_meta("dims")
+    if kept is None:
+        db.set_meta({"dims": dims})
+    elif int(kept) != dims:
+        raise DimensionMismatchError(
+            f"the store {paths.identity.describe()} keeps {kept}-d vectors but the embedder "
+            f"makes {dims}-d vectors; use the same embedder, or another collection_name for "
+            "a new store"
+        )
 
 
 def _sidecars(path: Path) -> list[Path]:

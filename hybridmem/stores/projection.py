@@ -98,94 +98,84 @@ class Projections:
 
     def _epochs(self) -> tuple[int, int, int]:
         get = self._db.get_meta
-        return (int(get("epoch") or 0), int(get("graph_epoch") or 0),
-                int(get("vector_epoch") or 0))
+        # The record's epoch is Kuzu's too (every plan marks Kuzu); Milvus confirms its own
+        # at each flush.
+        return int(get("epoch") or 0), int(get("vector_epoch") or 0)
 
     # ------------------------------------------------------------ open
 
     def check_at_open(self, *, rebuild_record: bool = False) -> Report:
-        """Compare markers and counts; bring lagging engines up to date from the record.
+        """Compare the record with Kuzu (a few reads); bring Kuzu up to date from the
+        record if it lags. Milvus is checked when first used (`check_vectors`): reads
+        never need it, since searches use the record's vectors. Every plan marks Kuzu, so
+        a record that lost commits is found here whatever they wrote.
 
         Raises:
             ConfigError: an engine belongs to another store.
             StoreError: an engine holds writes the record lost (unless `rebuild_record`).
         """
         report = Report()
-        epoch, graph_epoch, vector_epoch = self._epochs()
+        epoch, _ = self._epochs()
         planned = self._journal.planned()
         in_flight = planned.plan.epoch if planned and planned.plan else None
-        record_count, vector_count = self._catalog.count(), self._vectors.count()
-        fresh = epoch == 0 and record_count == 0
-        vector_mark, graph_mark = self._vectors.marker(), self._graph.marker()
-        foreign = {engine: mark for engine, mark in (("Milvus collection", vector_mark),
-                                                     ("Kuzu graph", graph_mark))
-                   if mark is not None and mark[0] != self.store_id}
-        if foreign and not fresh:
-            engine, mark = next(iter(foreign.items()))
-            raise ConfigError(
-                f"the {engine} of {self._paths.identity.describe()} belongs to another "
-                f"store ({mark[0]}); the catalog {self._paths.catalog} is store "
-                f"{self.store_id}. Give this configuration its own collection_name and "
-                "graph_store.db"
-            )
-        if foreign and not rebuild_record:
-            owners = {mark[0] for mark in foreign.values()}
-            if len(foreign) == 2 and len(owners) == 1:  # both engines: the record was lost
-                raise StoreError(
-                    f"the catalog {self._paths.catalog} is empty, but Milvus and Kuzu hold "
-                    f"store {owners.pop()} (epoch {vector_mark[1]}): the catalog was lost or "
-                    "replaced. Restore it, or run `hybridmem repair` to rebuild it from Milvus "
-                    "and Kuzu"
-                )
-            engine, mark = next(iter(foreign.items()))
-            raise ConfigError(
-                f"the {engine} of {self._paths.identity.describe()} belongs to another store "
-                f"({mark[0]}), e.g. another configuration or another host's hybridmem: give "
-                "this configuration its own collection_name and graph_store.db (if it is "
-                "this store's and its catalog was lost, run `hybridmem repair`)"
-            )
-        if fresh and vector_mark is None and vector_count:
-            raise ConfigError(
-                f"collection {self._paths.identity.collection!r} already holds rows written "
-                "by something else; use another collection_name"
-            )
+        fresh = epoch == 0 and self._catalog.count() == 0
+        graph_mark = self._graph.marker()
+        marks = {"Kuzu graph": graph_mark}
+        if rebuild_record or (fresh and graph_mark is not None
+                              and graph_mark[0] != self.store_id):
+            marks["Milvus collection"] = self._vectors.marker()
+        self._check_owners(marks, fresh, rebuild_record)
         ahead = []
-        if graph_mark and graph_mark[0] == self.store_id and graph_mark[1] > graph_epoch \
+        if graph_mark and graph_mark[0] == self.store_id and graph_mark[1] > epoch \
                 and graph_mark[1] != in_flight:
             ahead.append(f"the Kuzu graph is at epoch {graph_mark[1]}, the catalog at "
-                         f"{graph_epoch}")
-        if vector_mark and vector_mark[0] == self.store_id and vector_mark[1] > epoch:
-            ahead.append(f"the Milvus collection is at epoch {vector_mark[1]}, the catalog "
-                         f"at {epoch}")
-        lost: set[str] = set()
-        if vector_count != record_count and (not fresh or rebuild_record):
-            lost = self._lost_from_record()
-        if planned and planned.plan:  # written by the plan in flight, finished after open
-            lost -= {w.record.id for w in planned.plan.memories}
-        if lost:
-            ahead.append(f"Milvus holds {len(lost)} memories the catalog does not")
-        if (ahead or (fresh and (vector_mark or graph_mark))) and rebuild_record:
+                         f"{epoch}")
+        if rebuild_record and (ahead or self._vectors_ahead() or (
+                fresh and any(m is not None for m in marks.values()))):
             return self.rebuild_record()
         if ahead:
-            raise StoreError(
-                f"the catalog {self._paths.catalog} lost committed writes ("
-                + "; ".join(ahead) + "), e.g. its -wal file was deleted or an older copy "
-                "restored. Run `hybridmem repair` (or "
-                "Memory(config, repair=True)) to take them back from the engines"
-            )
-        if graph_mark is None and graph_epoch == 0 and not any(self._mirror.count()):
+            raise self._lost_commits(ahead)
+        if graph_mark is None and epoch == 0 and not any(self._mirror.count()):
             if any(self._graph.count()):
                 raise ConfigError(
                     f"the Kuzu graph at {self._paths.graph} already holds entities written by "
                     "something else; give this configuration its own graph_store.db"
                 )
-            self._graph.restore(entities=[], edges=[], store_id=self.store_id, epoch=0)
-        elif graph_mark is None or graph_mark[1] < graph_epoch:
+            self._graph.restore(entities=[], edges=[], store_id=self.store_id, epoch=epoch)
+        elif graph_mark is None or graph_mark[1] < epoch:
             n = self.rebuild_graph()
             report.add("graph_rebuilt", max(n, 1),
                        f"the Kuzu graph was behind the record (epoch "
-                       f"{graph_mark[1] if graph_mark else 'none'} < {graph_epoch}); rebuilt "
+                       f"{graph_mark[1] if graph_mark else 'none'} < {epoch}); rebuilt "
                        f"{n} entities and edges from the record")
+        if rebuild_record:
+            report.found.update(self.check_vectors().found)
+        for note in report.notes:
+            log.warning(note)
+        return report
+
+    def check_vectors(self) -> Report:
+        """Compare Milvus with the record (its marker and row count) and bring it up to
+        date; run once, when Milvus is first opened.
+
+        Raises:
+            ConfigError: the collection belongs to another store or holds foreign rows.
+            StoreError: Milvus holds writes the record lost.
+        """
+        report = Report()
+        epoch, vector_epoch = self._epochs()
+        record_count, vector_count = self._catalog.count(), self._vectors.count()
+        fresh = epoch == 0 and record_count == 0
+        vector_mark = self._vectors.marker()
+        self._check_owners({"Milvus collection": vector_mark}, fresh, False)
+        if fresh and vector_mark is None and vector_count:
+            raise ConfigError(
+                f"collection {self._paths.identity.collection!r} already holds rows written "
+                "by something else; use another collection_name"
+            )
+        ahead = self._vectors_ahead(vector_mark, vector_count, record_count)
+        if ahead:
+            raise self._lost_commits(ahead)
         if vector_mark is None and fresh:
             self.flush()  # mark the collection as this store's from the start
         elif (vector_mark is None or vector_mark[1] < vector_epoch
@@ -198,6 +188,60 @@ class Projections:
         for note in report.notes:
             log.warning(note)
         return report
+
+    def _check_owners(self, marks: dict[str, tuple[str, int] | None], fresh: bool,
+                      rebuild_record: bool) -> None:
+        foreign = {engine: mark for engine, mark in marks.items()
+                   if mark is not None and mark[0] != self.store_id}
+        if not foreign or (fresh and rebuild_record):
+            return
+        engine, mark = next(iter(foreign.items()))
+        if not fresh:
+            raise ConfigError(
+                f"the {engine} of {self._paths.identity.describe()} belongs to another "
+                f"store ({mark[0]}); the catalog {self._paths.catalog} is store "
+                f"{self.store_id}. Give this configuration its own collection_name and "
+                "graph_store.db"
+            )
+        owners = {m[0] for m in foreign.values()}
+        if len(foreign) == 2 and len(owners) == 1:  # both engines: the record was lost
+            raise StoreError(
+                f"the catalog {self._paths.catalog} is empty, but Milvus and Kuzu hold store "
+                f"{owners.pop()} (epoch {mark[1]}): the catalog was lost or replaced. Restore "
+                "it, or run `hybridmem repair` to rebuild it from Milvus and Kuzu"
+            )
+        raise ConfigError(
+            f"the {engine} of {self._paths.identity.describe()} belongs to another store "
+            f"({mark[0]}), e.g. another configuration or another host's hybridmem: give this "
+            "configuration its own collection_name and graph_store.db (if it is this "
+            "store's and its catalog was lost, run `hybridmem repair`)"
+        )
+
+    def _vectors_ahead(self, mark: tuple[str, int] | None = None, vector_count: int | None = None,
+                       record_count: int | None = None) -> list[str]:
+        """Signs that Milvus holds writes the record lost."""
+        epoch = self._epochs()[0]
+        if vector_count is None:
+            mark, vector_count = self._vectors.marker(), self._vectors.count()
+            record_count = self._catalog.count()
+        ahead = []
+        if mark and mark[0] == self.store_id and mark[1] > epoch:
+            ahead.append(f"the Milvus collection is at epoch {mark[1]}, the catalog at {epoch}")
+        if vector_count != record_count:
+            lost = self._lost_from_record()
+            planned = self._journal.planned()
+            if planned and planned.plan:  # written by the plan in flight, finished later
+                lost -= {w.record.id for w in planned.plan.memories}
+            if lost:
+                ahead.append(f"Milvus holds {len(lost)} memories the catalog does not")
+        return ahead
+
+    def _lost_commits(self, ahead: list[str]) -> StoreError:
+        return StoreError(
+            f"the catalog {self._paths.catalog} lost committed writes (" + "; ".join(ahead)
+            + "), e.g. its -wal file was deleted or an older copy restored. Run `hybridmem "
+            "repair` (or Memory(config, repair=True)) to take them back from the engines"
+        )
 
     def _lost_from_record(self) -> set[str]:
         """Memory ids Milvus holds that the record has neither as a row nor a tombstone
@@ -224,7 +268,7 @@ class Projections:
 
     def resync_recent_vectors(self) -> int:
         """Write again every row Milvus has not confirmed durable; returns how many."""
-        _, _, vector_epoch = self._epochs()
+        _, vector_epoch = self._epochs()
         n = 0
         for records, vectors in self._catalog.rows_with_vectors(after_epoch=vector_epoch):
             self._vectors.upsert(records, vectors)
@@ -252,9 +296,8 @@ class Projections:
     def rebuild_graph(self) -> int:
         """Replace Kuzu's contents with the record's graph; returns entities + edges."""
         entities, edges = self._mirror.entities(), self._mirror.edges()
-        _, graph_epoch, _ = self._epochs()
         self._graph.restore(entities=entities, edges=edges, store_id=self.store_id,
-                            epoch=graph_epoch, everything=True)
+                            epoch=self._epochs()[0], everything=True)
         return len(entities) + len(edges)
 
     # ------------------------------------------------------------ undoing a plan
@@ -270,7 +313,7 @@ class Projections:
                 self._vectors.upsert(records, vectors)
         if not plan.touches_graph():
             return
-        _, graph_epoch, _ = self._epochs()
+        epoch = self._epochs()[0]
         if plan.delete_scope is not None:
             self.rebuild_graph()
             return
@@ -290,7 +333,7 @@ class Projections:
             entities=list(entities.values()), edges=list(edges.values()),
             drop_entity_ids=sorted(entity_ids - set(entities)),
             drop_edge_ids=sorted(edge_ids - set(edges)),
-            store_id=self.store_id, epoch=graph_epoch,
+            store_id=self.store_id, epoch=epoch,
         )
 
     # ------------------------------------------------------------ full check and repair
@@ -367,8 +410,7 @@ class Projections:
                         [np.asarray(r["vector"], dtype=np.float32) for r in rows]), epoch)
                     self._journal.write_history([_recovered(r) for r in records])
             self._mirror.put(entities, edges)
-            self._db.set_meta({"epoch": epoch, "graph_epoch": graph_mark[1] if graph_mark
-                               else self._epochs()[1], "vector_epoch": 0})
+            self._db.set_meta({"epoch": epoch, "vector_epoch": 0})
         report.add("memories_recovered", len(lost),
                    f"took back {len(lost)} memories from Milvus (history before this "
                    "repair is lost for them)")

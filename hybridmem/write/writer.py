@@ -34,6 +34,7 @@ from hybridmem.errors import HybridMemError, NotFoundError, ProviderError, Store
 from hybridmem.providers.embed.base import Embedder
 from hybridmem.providers.extract.base import ExtractedRelation, Extraction, Extractor, Message
 from hybridmem.read.snapshot import GraphSnapshots
+from hybridmem.read.vector_index import VectorIndex
 from hybridmem.records import (
     HistoryEntry,
     MemoryRecord,
@@ -80,6 +81,7 @@ class Writer:
         mirror: GraphMirror,
         projections: Projections,
         snapshots: GraphSnapshots,
+        index: VectorIndex | None,
         planner: GraphPlanner,
         embedder: Embedder,
         extractor: Extractor,
@@ -93,6 +95,7 @@ class Writer:
         self._mirror = mirror
         self._projections = projections
         self._snapshots = snapshots
+        self._index = index
         self._planner = planner
         self._embedder = embedder
         self._extractor = extractor
@@ -191,7 +194,10 @@ class Writer:
         if not vectors:
             return {}, []
         order = list(vectors)
-        hits = self._vectors.search(np.vstack([vectors[i] for i in order]), scope, 3)
+        if self._index is not None:
+            hits = [self._index.search(vectors[i], scope, 3, exact=True) for i in order]
+        else:
+            hits = self._vectors.search(np.vstack([vectors[i] for i in order]), scope, 3)
         floor = min(self._config.dedup_threshold, self._config.conflict_candidate_threshold)
         rows = self._catalog.by_ids({mid for row in hits for mid, score in row if score >= floor})
         exact = scope.as_row()
@@ -304,6 +310,7 @@ class Writer:
 
     def run(self, plan: WritePlan) -> None:
         """Journal a plan and apply it; on failure undo it (see the module docstring)."""
+        self._vectors.get()  # Milvus opens (and is checked) before anything is journaled
         self._journal.set_plan(plan)
         try:
             self.apply(plan)
@@ -332,6 +339,8 @@ class Writer:
             self._mirror.apply(plan)
             self._journal.finish(plan)
         checkpoint("catalog.committed")
+        if self._index is not None:
+            self._index.apply(plan)
         if plan.delete_scope is not None:
             self._snapshots.clear()
         else:
@@ -358,6 +367,8 @@ class Writer:
             return False
         finally:
             self._snapshots.clear()
+            if self._index is not None:
+                self._index.clear()
         error = error or self._journal.error(plan.op_id) or "failed"
         self._journal.fail(plan.op_id, error, self._status_after(plan.op_id, plan.kind, exc))
         return True
@@ -381,6 +392,7 @@ class Writer:
         op = self._journal.planned()
         if op is None or op.plan is None:
             return
+        self._vectors.get()  # opened (and checked) before the plan is finished or undone
         if op.error is None:  # the process died while applying it: finish it
             try:
                 self.apply(op.plan)

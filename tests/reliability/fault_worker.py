@@ -106,14 +106,18 @@ def verify(config: dict, acks: Path, repair: bool) -> dict:
     except HybridMemError as exc:
         return {"opened": False, "error": f"{type(exc).__name__}: {exc}"}
     with memory:
-        missing = [i for i in texts if memory.get(i) is None]
-        wrong = [i for i, t in texts.items()
-                 if (got := memory.get(i)) is not None and got["memory"] != t]
-        back = [i for i in deleted if memory.get(i) is not None]
-        check = memory.check()
+        try:  # damage found by a read, not at open, is refused the same way
+            missing = [i for i in texts if memory.get(i) is None]
+            wrong = [i for i, t in texts.items()
+                     if (got := memory.get(i)) is not None and got["memory"] != t]
+            back = [i for i in deleted if memory.get(i) is not None]
+            check = memory.check()
+            pending = memory.pending()
+        except HybridMemError as exc:
+            return {"opened": False, "error": f"{type(exc).__name__}: {exc}"}
         return {"opened": True, "acknowledged": len(texts), "deleted": len(deleted),
                 "missing": missing, "wrong_text": wrong, "deleted_back": back,
-                "check": check, "recovered": memory.recovered, "pending": memory.pending()}
+                "check": check, "recovered": memory.recovered, "pending": pending}
 
 
 def _config(raw: dict):

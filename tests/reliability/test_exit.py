@@ -43,12 +43,18 @@ SCENARIOS = {
     "never_closed": PRELUDE,
     # An exception escapes after an acknowledged add.
     "raises": PRELUDE + "raise RuntimeError('the agent crashed')\n",
-    # A daemon thread is in the middle of searching when the main thread ends.
+    # A daemon thread is in the middle of searching when the main thread ends: closing
+    # waits for the search in flight, and later calls get HybridMemError, never a raw
+    # engine error (a traceback other than that fails the test).
     "busy_thread": PRELUDE + textwrap.dedent("""
         import threading
+        from hybridmem import HybridMemError
         def spin():
-            while True:
-                m.search("note", user_id="exit-test", limit=3)
+            try:
+                while True:
+                    m.search("note", user_id="exit-test", limit=3)
+            except HybridMemError as exc:
+                assert "closed" in str(exc), exc
         threading.Thread(target=spin, daemon=True).start()
     """),
 }

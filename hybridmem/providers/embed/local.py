@@ -29,9 +29,19 @@ class LocalEmbedder:
     name = "local:all-MiniLM-L6-v2"
 
     def __init__(self, batch_size: int = 64) -> None:
-        self._session, self._tokenizer = _load()
+        # Loading takes ~0.5 s (sha256 of the model, then onnxruntime's session, which
+        # releases the GIL): it runs beside the stores' opening, and the first embed waits.
+        self._loaded = _Loading()
         self._batch_size = batch_size
         self._lock = threading.Lock()
+
+    @property
+    def _session(self):
+        return self._loaded.result()[0]
+
+    @property
+    def _tokenizer(self):
+        return self._loaded.result()[1]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed `texts` (one logical call; run in sub-batches of `batch_size`)."""
@@ -55,6 +65,42 @@ class LocalEmbedder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return l2_normalise(pooled)
+
+
+class _Loading:
+    """The model, loaded once per process in a background thread."""
+
+    _shared: _Loading | None = None
+    _guard = threading.Lock()
+
+    def __new__(cls) -> _Loading:
+        with cls._guard:
+            if cls._shared is None:
+                loading = super().__new__(cls)
+                loading._value = None
+                loading._error = None
+                loading._thread = threading.Thread(target=loading._run, daemon=True,
+                                                   name="hybridmem-model-load")
+                loading._thread.start()
+                # A process that exits while onnxruntime initialises in this thread
+                # errors out in C++ during finalization: wait for it before then.
+                register = getattr(threading, "_register_atexit", None)
+                if register is not None:
+                    register(loading._thread.join)
+                cls._shared = loading
+            return cls._shared
+
+    def _run(self) -> None:
+        try:
+            self._value = _load()
+        except BaseException as exc:  # noqa: BLE001 - re-raised to the first caller
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @lru_cache(maxsize=1)

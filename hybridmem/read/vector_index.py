@@ -1,0 +1,158 @@
+"""Exact vector search over a scope's memories, in process, from the record's vectors.
+
+On the embedded default Milvus Lite is a pure-Python engine in this same process: it
+scans a partition row by row and goes through a gRPC round trip per search (measured:
+229 ms at 100k memories per user where a numpy top-k over the same vectors takes 5.9 ms).
+So searches read the vectors the record keeps: each searched scope's matrix is loaded once
+from SQLite, kept current by every applied plan, and evicted least-recently-used beyond a
+memory budget. Milvus Lite stays the durable vector projection; a Milvus server is
+searched directly (see `Retriever`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hybridmem.filters import Filter, matches
+from hybridmem.records import MemoryRecord, WritePlan, unpack_vector
+from hybridmem.scope import Scope
+
+
+@dataclass
+class _ScopeVectors:
+    """One read scope's memories: ids, vectors (rows of a growable matrix), metadata."""
+
+    ids: list[str]
+    matrix: np.ndarray  # capacity >= len(ids); rows past len(ids) are unused
+    metadata: list[dict[str, Any]]
+    exact: list[tuple[str, str, str]]  # each row's own scope ids
+    row: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.row = {memory_id: i for i, memory_id in enumerate(self.ids)}
+
+    @property
+    def nbytes(self) -> int:
+        return self.matrix.nbytes
+
+    def upsert(self, record: MemoryRecord, vector: np.ndarray) -> None:
+        i = self.row.get(record.id)
+        if i is None:
+            i = len(self.ids)
+            if i == len(self.matrix):  # grow by half again, amortised O(1) appends
+                grown = np.zeros((max(16, i + i // 2), self.matrix.shape[1]), np.float32)
+                grown[:i] = self.matrix[:i]
+                self.matrix = grown
+            self.ids.append(record.id)
+            self.metadata.append(record.metadata)
+            self.exact.append((record.user_id, record.agent_id, record.run_id))
+            self.row[record.id] = i
+        else:
+            self.metadata[i] = record.metadata
+        self.matrix[i] = vector
+
+    def remove(self, memory_id: str) -> None:
+        i = self.row.pop(memory_id, None)
+        if i is None:
+            return
+        last = len(self.ids) - 1
+        if i != last:  # move the last row into the hole
+            self.ids[i], self.metadata[i], self.exact[i] = (self.ids[last],
+                                                            self.metadata[last],
+                                                            self.exact[last])
+            self.matrix[i] = self.matrix[last]
+            self.row[self.ids[i]] = i
+        self.ids.pop()
+        self.metadata.pop()
+        self.exact.pop()
+
+
+class VectorIndex:
+    """Per-scope exact cosine top-k, loaded from the record and patched by each plan."""
+
+    def __init__(self, load: Callable[[Scope], tuple[list[str], np.ndarray, list[dict],
+                                                     list[tuple[str, str, str]]]],
+                 dims: int, budget_bytes: int) -> None:
+        self._load = load
+        self._dims = dims
+        self._budget = budget_bytes
+        self._cache: OrderedDict[Scope, _ScopeVectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def search(self, query: np.ndarray, scope: Scope, limit: int, where: Filter | None = None,
+               *, exact: bool = False) -> list[tuple[str, float]]:
+        """The `limit` most similar memories of a read scope: (id, cosine), best first.
+        `where` filters on metadata; `exact` keeps only rows written with exactly these
+        scope ids."""
+        with self._lock:
+            vectors = self._scope(scope)
+            n = len(vectors.ids)
+            if n == 0 or limit <= 0:
+                return []
+            scores = vectors.matrix[:n] @ np.asarray(query, dtype=np.float32)
+            keep = None
+            if where is not None:
+                keep = np.fromiter((matches(where, md) for md in vectors.metadata), bool, n)
+            if exact:
+                row = scope.as_row()
+                own = (row["user_id"], row["agent_id"], row["run_id"])
+                mask = np.fromiter((e == own for e in vectors.exact), bool, n)
+                keep = mask if keep is None else keep & mask
+            if keep is not None:
+                scores = np.where(keep, scores, -np.inf)
+            k = min(limit, n)
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return [(vectors.ids[i], float(scores[i])) for i in top if scores[i] > -np.inf]
+
+    def _scope(self, scope: Scope) -> _ScopeVectors:
+        cached = self._cache.get(scope)
+        if cached is not None:
+            self._cache.move_to_end(scope)
+            return cached
+        ids, matrix, metadata, exact = self._load(scope)
+        loaded = _ScopeVectors(ids=ids, matrix=matrix.reshape(-1, self._dims),
+                               metadata=metadata, exact=exact)
+        self._cache[scope] = loaded
+        self._evict()
+        return loaded
+
+    def _evict(self) -> None:
+        total = sum(v.nbytes for v in self._cache.values())
+        while total > self._budget and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            total -= dropped.nbytes
+
+    def apply(self, plan: WritePlan) -> None:
+        """Bring the cached scopes up to date with an applied plan."""
+        with self._lock:
+            if not self._cache:
+                return
+            if plan.delete_scope is not None:
+                self._cache.clear()
+                return
+            for scope, vectors in self._cache.items():
+                for memory_id in plan.delete_memory_ids:
+                    vectors.remove(memory_id)
+                for write in plan.memories:
+                    if scope.contains(write.record.model_dump(
+                            include={"user_id", "agent_id", "run_id"})):
+                        vectors.upsert(write.record, unpack_vector(write.vector))
+            self._evict()
+
+    def clear(self) -> None:
+        """Forget every cached scope (after `reset` or an undone plan)."""
+        with self._lock:
+            self._cache.clear()
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the cached matrices."""
+        with self._lock:
+            return sum(v.nbytes for v in self._cache.values())
