@@ -1,14 +1,16 @@
 """Search latency and per-user recall on the embedded default, against the floor.
 
-For each size N (default 1k and 10k) one user gets N memories, beside 9 other users with
-1k each (so every search is a filtered search in a shared collection). Then:
+For each size N (default 1k, 10k, 100k) one user gets N memories, beside 9 other users
+with 1k each (so every search is a scoped search in a shared store). Then, side by side
+in one run:
 
-- `search`: p50/p95 of `Memory.search(limit=10)` (the whole path: embedding, Milvus, FTS5,
-  graph, fusion), and of the Milvus vector search alone;
-- `floor`: the query embedding + an exact numpy search over the same user's vectors;
-- `recall@10`: Milvus' filtered top-10 against that exact top-10.
+- `search`: p50/p95 of `Memory.search(limit=10)`, the whole path (embedding, vectors,
+  FTS5 BM25, graph, fusion, result rows), and with `signals=["vector"]` only;
+- `index`: the in-process vector index alone (no embedding);
+- `floor`: the query embedding + an exact numpy top-10 over the same user's vectors;
+- `recall@10`: the index's top-10 against that exact top-10, and memory the index holds.
 
-Run: `python benchmarks/search_latency.py [--sizes 1000 10000] [--queries 200]`.
+Run: `python benchmarks/search_latency.py [--sizes 1000 10000 100000] [--queries 200]`.
 """
 
 from __future__ import annotations
@@ -46,13 +48,12 @@ def measure(size: int, queries: int, tenants: int, seed: int) -> dict[str, objec
         seconds = load(memory, "target", synthetic_statements(size, seed=seed))
         memory._stores.projections.flush()
         scope = Scope.of("target")
-        ids = sorted(memory._catalog.ids_in_scope(scope))
-        vectors = memory._vectors.vectors(ids)
-        matrix = np.vstack([vectors[i] for i in ids])
+        ids, matrix, _, _ = memory._catalog.scope_vectors(scope)
+        matrix = matrix.reshape(len(ids), -1)
         questions = [q for q in synthetic_statements(queries, seed=seed + 7)]
         rng.shuffle(questions)
-        full, milvus, floor, recalls = [], [], [], []
-        for q in questions[:10]:  # warm-up
+        full, vector_only, index, floor, recalls = [], [], [], [], []
+        for q in questions[:10]:  # warm-up (loads the scope's vectors once)
             memory.search(q, user_id="target", limit=10)
         for q in questions:
             t0 = time.perf_counter()
@@ -60,25 +61,30 @@ def measure(size: int, queries: int, tenants: int, seed: int) -> dict[str, objec
             full.append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
+            memory.search(q, user_id="target", limit=10, signals=["vector"])
+            vector_only.append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
             qv = memory._embedder.embed([q])[0]
             exact = np.argsort(-(matrix @ qv))[:10]
             floor.append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
-            got = memory._vectors.search(qv[None, :], scope, 10)[0]
-            milvus.append(time.perf_counter() - t0)
+            got = memory._index.search(qv, scope, 10)
+            index.append(time.perf_counter() - t0)
             recalls.append(len({i for i, _ in got} & {ids[j] for j in exact}) / 10)
         return {
             "size": size, "load_s": seconds, "full": percentiles(full),
-            "milvus": percentiles(milvus), "floor": percentiles(floor),
-            "recall": float(np.mean(recalls)),
+            "vector_only": percentiles(vector_only), "index": percentiles(index),
+            "floor": percentiles(floor), "recall": float(np.mean(recalls)),
+            "index_mib": memory._index.nbytes / 2**20,
         }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the latency table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--tenants", type=int, default=9)
     parser.add_argument("--seed", type=int, default=7)
@@ -89,14 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([
             f"{size:,}", f"{size / r['load_s']:.0f}/s",
             f"{r['full'][0]:.1f} / {r['full'][1]:.1f}",
-            f"{r['milvus'][0]:.1f} / {r['milvus'][1]:.1f}",
+            f"{r['vector_only'][0]:.1f} / {r['vector_only'][1]:.1f}",
+            f"{r['index'][0]:.2f} / {r['index'][1]:.2f}",
             f"{r['floor'][0]:.1f} / {r['floor'][1]:.1f}",
-            f"{r['full'][0] / r['floor'][0]:.1f}x", f"{r['recall']:.3f}",
+            f"{r['full'][0] / r['floor'][0]:.2f}x",
+            f"{r['vector_only'][0] / r['floor'][0]:.2f}x", f"{r['recall']:.3f}",
+            f"{r['index_mib']:.1f}",
         ])
-    print(f"one user + {args.tenants} users x 1k in one collection; {args.queries} queries; "
+    print(f"one user + {args.tenants} users x 1k in one store; {args.queries} queries; "
           "local MiniLM embedder; times in ms (p50 / p95)")
-    print(table(["memories", "load", "search p50/p95", "milvus only", "floor (embed+numpy)",
-                 "search/floor", "recall@10 vs exact"], rows))
+    print(table(["memories", "load", "search", "search (vector)", "index only",
+                 "floor (embed+numpy)", "search/floor", "vector/floor", "recall@10 vs exact",
+                 "index MiB"], rows))
     return 0
 
 
