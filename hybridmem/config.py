@@ -191,7 +191,9 @@ class MemoryConfig(_Strict):
     graph: GraphRules = Field(default_factory=GraphRules)
     search: SearchConfig = Field(default_factory=SearchConfig)
     history_db_path: str | None = None
-    version: str = "v1.1"
+    # mem0's output format version: only v1.1 (dicts with "results") is produced, so an
+    # older value is refused rather than silently answered in the newer shape.
+    version: Literal["v1.1"] = "v1.1"
     # Longest text accepted for one message; longer input is refused with a clear error.
     max_text_chars: int = Field(default=32_000, gt=0)
     # Near-duplicate threshold for inferred facts in one scope (cosine).

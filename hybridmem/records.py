@@ -73,7 +73,6 @@ class MemoryWrite(BaseModel):
     record: MemoryRecord
     vector: str  # pack_vector()
     event: Literal["ADD", "UPDATE"]
-    old_text: str | None = None
 
 
 class EntityRecord(ScopeFields):

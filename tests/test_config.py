@@ -47,6 +47,10 @@ def test_article_practice_2_graph_store():
         ({"graph_store": {"provider": "kuzu", "config": {"db": ":memory:"}}}, "on disk"),
         ({"vector_store": {"provider": "milvus",
                            "config": {"embedding_model_dims": "12x"}}}, "embedding_model_dims"),
+        # Accepted by mem0 but not honoured here: refused, never silently ignored.
+        ({"version": "v1.0"}, "version"),
+        ({"vector_store": {"provider": "milvus", "config": {"metric_type": "L2"}}},
+         "metric_type"),
     ],
 )
 def test_unknown_or_bad_config_is_named(raw, named):

@@ -249,7 +249,7 @@ class Writer:
         names = self._planner.names_to_embed(scope, relations)
         matrix = self._embedder.embed([text, *names])
         plan.memories.append(MemoryWrite(record=new, vector=pack_vector(matrix[0]),
-                                         event="UPDATE", old_text=record.text))
+                                         event="UPDATE"))
         plan.history.append(_history(new, "UPDATE", record.text, text, now))
         self._planner.plan_forget(plan, scope, {memory_id})
         self._planner.plan_relations(
