@@ -35,14 +35,33 @@ TEMPLATES = [
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
-def synthetic_statements(count: int, seed: int = 0) -> list[str]:
-    """`count` distinct first-person and relation statements about named people."""
+SYLLABLES = ["ka", "lo", "mi", "ren", "tov", "sa", "dur", "bel", "qui", "zan", "po", "ler",
+             "vi", "gor", "tha", "mun"]
+
+
+def made_up_names(count: int, seed: int = 0) -> list[str]:
+    """`count` distinct made-up person names ("Kamiren Tovsa"), for graphs whose entity
+    count must grow with the number of statements."""
+    rng = random.Random(seed)
+    names: set[str] = set()
+    while len(names) < count:
+        first = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
+        last = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
+        names.add(f"{first} {last}")
+    return sorted(names, key=lambda _: rng.random())
+
+
+def synthetic_statements(count: int, seed: int = 0,
+                         names: list[str] | None = None) -> list[str]:
+    """`count` distinct first-person and relation statements about named people; with
+    `names`, statement i is about names[i] (so each one can bring a new person)."""
     rng = random.Random(seed)
     out: list[str] = []
     seen: set[str] = set()
     while len(out) < count:
-        text = rng.choice(TEMPLATES).format(
-            a=rng.choice(ACTIVITIES), k=rng.choice(KIN), n=rng.choice(NAMES),
+        person = names[len(out) % len(names)] if names else rng.choice(NAMES)
+        text = rng.choice(TEMPLATES if not names else TEMPLATES[2:]).format(
+            a=rng.choice(ACTIVITIES), k=rng.choice(KIN), n=person,
             m=rng.choice(NAMES), p=rng.choice(PLACES), o=rng.choice(ORGS),
             pet=rng.choice(PETS), pn=rng.choice(PET_NAMES), day=rng.choice(DAYS),
         )
