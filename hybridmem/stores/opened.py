@@ -180,10 +180,9 @@ def _probed(db: Database, repair: bool) -> Database:
     (and moved aside) rather than at some later read."""
     if repair:
         try:
-            with db.guard("integrity check"):
-                problems = db.conn.execute("PRAGMA quick_check").fetchall()
-            if [tuple(r) for r in problems] != [("ok",)]:
-                raise StoreError(f"the catalog {db.path} is damaged: {problems[:3]}")
+            problems = db.damage()
+            if problems:
+                raise StoreError(f"the catalog {db.path} is damaged: {problems}")
         except StoreError:
             db.close()
             raise

@@ -204,6 +204,26 @@ class Database:
                             self.conn.execute("ROLLBACK")
                         raise
 
+    def damage(self) -> list[str]:
+        """Every page checked and every row decoded once (a full read, for repair): what is
+        damaged, or [] when the file reads whole. A scribble inside a row's text passes
+        SQLite's page checks and fails only when that row is decoded, so both are done."""
+        with self.lock, self.guard("integrity check"):
+            problems = [r[0] for r in self.conn.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                return problems[:3]
+            tables = [r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+        for table in tables:
+            quoted = '"' + table.replace('"', '""') + '"'
+            try:
+                with self.lock:
+                    for _ in self.conn.execute(f"SELECT * FROM {quoted}"):
+                        pass
+            except sqlite3.Error as exc:
+                return [f"table {table}: {exc}"]
+        return []
+
     def read(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
         """Run a read query under the lock."""
         with self.lock, self.guard("read"):
@@ -236,7 +256,8 @@ def _describe(exc: sqlite3.Error, path: Path, what: str) -> str:
     message = str(exc)
     if "full" in message:
         hint = "free disk space, then retry (nothing was changed)"
-    elif "malformed" in message or "not a database" in message or "corrupt" in message:
+    elif any(sign in message for sign in ("malformed", "not a database", "corrupt",
+                                          "Could not decode")):
         hint = ("the file is damaged: restore it from a backup, or run `hybridmem repair` "
                 "to rebuild it from Milvus and Kuzu")
     elif "readonly" in message or "unable to open" in message or "permission" in message:
