@@ -36,8 +36,9 @@ def test_scale_and_latency_scripts_run():
                                  "--queries", "5")
     assert "recall@10 vs exact" in run("benchmarks/search_latency.py", "--sizes", "300",
                                        "--queries", "5", "--tenants", "1")
-    assert "triples/s" in run("benchmarks/graph_bulk.py", "--count", "40",
-                              "--embedder", "hash")
+    assert "entities" in run("benchmarks/graph_bulk.py", "--count", "40",
+                             "--embedder", "hash", "--new-people")
+    assert "vs interpreter" in run("benchmarks/cold_start.py", "--runs", "1")
     assert "precision" in run("benchmarks/entity_resolution.py")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -40,6 +41,35 @@ for line in sys.stdin:
 MODEL = VENV_PYTHON.parents[2] / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 
+def _server_up() -> bool:
+    try:
+        with urllib.request.urlopen(f"{URL}/models", timeout=3) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def _starter_running() -> bool:
+    """True while `.ci/run`'s background `local-llm start` (build, then serve) is at work."""
+    pid = os.environ.get("LOCAL_LLM_STARTER_PID")
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def local_llm() -> bool:
+    """Whether the local model is up; under `.ci/run` waits (up to 20 min) for its start."""
+    deadline = time.monotonic() + 1200
+    while not _server_up() and _starter_running() and time.monotonic() < deadline:
+        time.sleep(5)
+    return _server_up()
+
+
 def _compile(schemas: list[dict]) -> list[str]:
     if not VENV_PYTHON.exists() or not MODEL.exists():
         pytest.skip(f"llama-cpp-python is not installed at {VENV_PYTHON} (run "
@@ -50,12 +80,12 @@ def _compile(schemas: list[dict]) -> list[str]:
     return proc.stdout.splitlines()
 
 
-def test_the_schemas_we_send_compile_with_llama_cpp():
+def test_the_schemas_we_send_compile_with_llama_cpp(local_llm):
     sent = [wire_schema(load_schema("extraction")), wire_schema(load_schema("conflict"))]
     assert _compile(sent) == ["ok", "ok"]
 
 
-def test_the_compiler_refuses_what_we_no_longer_send():
+def test_the_compiler_refuses_what_we_no_longer_send(local_llm):
     """The check can fail: a string with maxLength 2000 (what we used to send) is refused
     by the very compiler that took the server down."""
     [verdict] = _compile([{"type": "object", "properties": {
@@ -63,18 +93,10 @@ def test_the_compiler_refuses_what_we_no_longer_send():
     assert verdict.startswith("error")
 
 
-def _server_up() -> bool:
-    try:
-        with urllib.request.urlopen(f"{URL}/models", timeout=3) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["tools", "json_object"])
-def test_the_article_on_a_real_small_model(tmp_path, mode):
-    if not _server_up():
+def test_the_article_on_a_real_small_model(tmp_path, mode, local_llm):
+    if not local_llm:
         pytest.skip(f"no local model at {URL} (run ../shared/llm/local-llm start; .ci/run does)")
     config = {"data_dir": str(tmp_path), "llm": {"provider": "openai", "config": {
         "model": "local", "api_key": "local", "openai_base_url": URL, "mode": mode,
