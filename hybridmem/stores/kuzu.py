@@ -136,15 +136,12 @@ class KuzuGraphStore:
         return [_entity(r) for r in rows]
 
     def entities_by_id(self, ids: Iterable[str]) -> dict[str, EntityRecord]:
-        """Entity nodes by id."""
-        out = {}
-        for entity_id in set(ids):
-            rows = self._rows(
-                f"MATCH (e:Entity {{id: $id}}) RETURN {_ENTITY_RETURN}", {"id": entity_id}
-            )
-            if rows:
-                out[entity_id] = _entity(rows[0])
-        return out
+        """Entity nodes by id, in one query (an UNWIND keeps the primary-key lookup)."""
+        rows = self._rows(
+            f"UNWIND $ids AS i MATCH (e:Entity {{id: i}}) RETURN {_ENTITY_RETURN}",
+            {"ids": sorted(set(ids))},
+        )
+        return {entity.id: entity for entity in map(_entity, rows)}
 
     def edges(
         self, scope: Scope | None, *, include_invalid: bool = False, as_of: str | None = None
@@ -168,28 +165,21 @@ class KuzuGraphStore:
     def edges_supported_by(self, scope: Scope, memory_ids: Iterable[str]) -> list[EdgeRecord]:
         """Edges (current or not) inside a scope that list any of `memory_ids` as support."""
         where, params = _scope_where("r", scope)
-        found: dict[str, EdgeRecord] = {}
-        for memory_id in set(memory_ids):
-            rows = self._rows(
-                f"MATCH (s:Entity)-[r:Relation]->(t:Entity) WHERE {where} AND "
-                f"list_contains(r.memory_ids, $mid) RETURN {_EDGE_RETURN}",
-                {**params, "mid": memory_id},
-            )
-            for row in rows:
-                edge = _edge(row)
-                found[edge.id] = edge
-        return list(found.values())
+        rows = self._rows(
+            f"UNWIND $mids AS mid MATCH (s:Entity)-[r:Relation]->(t:Entity) WHERE {where} AND "
+            f"list_contains(r.memory_ids, mid) RETURN {_EDGE_RETURN}",
+            {**params, "mids": sorted(set(memory_ids))},
+        )
+        return list({edge.id: edge for edge in map(_edge, rows)}.values())
 
     def degree(self, entity_ids: Iterable[str]) -> dict[str, int]:
-        """Number of edges (current or not) at each entity."""
-        out = {}
-        for entity_id in set(entity_ids):
-            rows = self._rows(
-                "MATCH (e:Entity {id: $id}) OPTIONAL MATCH (e)-[r:Relation]-() "
-                "RETURN count(r)", {"id": entity_id},
-            )
-            out[entity_id] = int(rows[0][0]) if rows else 0
-        return out
+        """Number of edges (current or not) at each entity (0 for unknown ids)."""
+        ids = sorted(set(entity_ids))
+        rows = self._rows(
+            "UNWIND $ids AS i MATCH (e:Entity {id: i}) OPTIONAL MATCH (e)-[r:Relation]-() "
+            "RETURN e.id, count(r)", {"ids": ids},
+        )
+        return {**dict.fromkeys(ids, 0), **{entity_id: int(n) for entity_id, n in rows}}
 
     def neighbourhood(self, seed_ids: Iterable[str], hops: int) -> dict[str, int]:
         """Active edges within `hops` of the seeds: edge id -> fewest hops to reach it."""
