@@ -42,8 +42,10 @@ MODEL = VENV_PYTHON.parents[2] / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 
 def _server_up() -> bool:
+    # Generous: the server answers one request at a time, so while another test (or worker)
+    # is generating, even GET /models waits for that generation to end.
     try:
-        with urllib.request.urlopen(f"{URL}/models", timeout=3) as reply:
+        with urllib.request.urlopen(f"{URL}/models", timeout=120) as reply:
             return reply.status == 200
     except OSError:
         return False
