@@ -276,7 +276,7 @@ class Memory:
         """Erase EVERYTHING in this store (all scopes): vectors, graph, catalog, history
         and journal. Never called implicitly."""
         with self._writer.lock:
-            self._vectors.get()  # opened (and checked) before the record is emptied
+            self._vectors.ensure_open()  # opened and checked before the record is emptied
             db = self._stores.db
             with db.transaction() as conn:
                 for table in ("memories", "tombstones", "entities", "edges", "history", "ops"):

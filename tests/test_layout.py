@@ -57,3 +57,28 @@ def test_no_room_imports_one_that_imports_it_back():
         if room in seen:
             cycles.append(room)
     assert cycles == [], f"rooms on an import cycle: {sorted(cycles)}; imports: {graph}"
+
+
+def test_engines_implement_the_store_protocols():
+    """The write and read paths are typed against `stores/base.py`; the Milvus and Kuzu
+    classes must provide every member with the same parameters (a new backend gets the
+    same check by being added here)."""
+    import inspect
+
+    from hybridmem.stores.base import GraphStore, VectorStore
+    from hybridmem.stores.kuzu import KuzuGraphStore
+    from hybridmem.stores.milvus import MilvusVectorStore
+    from hybridmem.stores.opened import LazyVectors
+
+    for protocol, engine in ((VectorStore, MilvusVectorStore), (GraphStore, KuzuGraphStore)):
+        for name, member in vars(protocol).items():
+            if name.startswith("_"):
+                continue
+            assert hasattr(engine, name), f"{engine.__name__} lacks {name}"
+            if isinstance(member, property):
+                assert isinstance(getattr(engine, name), property), name
+                continue
+            expected = list(inspect.signature(member).parameters)
+            got = list(inspect.signature(getattr(engine, name)).parameters)
+            assert got == expected, f"{engine.__name__}.{name}{got} != {expected}"
+    assert callable(LazyVectors.ensure_open)

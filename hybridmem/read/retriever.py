@@ -16,9 +16,8 @@ from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
 from hybridmem.read.vector_index import VectorIndex
 from hybridmem.records import EdgeRecord, MemoryRecord
 from hybridmem.scope import Scope
+from hybridmem.stores.base import GraphStore, VectorStore
 from hybridmem.stores.catalog import MemoryCatalog
-from hybridmem.stores.kuzu import KuzuGraphStore
-from hybridmem.stores.milvus import MilvusVectorStore
 from hybridmem.text import tokenize
 
 SELF_WORDS = frozenset({"i", "me", "my", "mine", "myself"})
@@ -46,9 +45,9 @@ class Retriever:
         self,
         *,
         embedder: Embedder,
-        vectors: MilvusVectorStore,
+        vectors: VectorStore,
         catalog: MemoryCatalog,
-        graph_store: KuzuGraphStore,
+        graph_store: GraphStore,
         snapshots: GraphSnapshots,
         config: SearchConfig,
         index: VectorIndex | None = None,

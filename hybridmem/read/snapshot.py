@@ -14,7 +14,7 @@ from hybridmem.read.bm25 import RelationBM25
 from hybridmem.read.render import render
 from hybridmem.records import SELF_KEY, EdgeRecord, EntityRecord, WritePlan, unpack_vector
 from hybridmem.scope import Scope
-from hybridmem.stores.kuzu import KuzuGraphStore
+from hybridmem.stores.base import GraphStore
 from hybridmem.text import STOPWORDS, tokenize
 
 
@@ -129,7 +129,7 @@ class GraphSnapshots:
     what a read scope sees shares that scope's ids, so it always bumps one of them.
     """
 
-    def __init__(self, store: KuzuGraphStore, max_scopes: int = 256) -> None:
+    def __init__(self, store: GraphStore, max_scopes: int = 256) -> None:
         self._store = store
         self._max = max_scopes
         self._versions: dict[tuple[str, str], int] = {}

@@ -102,6 +102,9 @@ class MilvusVectorStore:
             if not (folder / "partitions" / name / file).exists()
         ]
 
+    def ensure_open(self) -> None:
+        """Already open: the client connects in the constructor."""
+
     @property
     def is_lite(self) -> bool:
         """Whether this is an embedded Milvus Lite directory."""

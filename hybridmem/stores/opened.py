@@ -63,6 +63,10 @@ class LazyVectors:
                         raise
             return self._store
 
+    def ensure_open(self) -> None:
+        """Open (and check) Milvus now."""
+        self.get()
+
     def __getattr__(self, name: str):
         return getattr(self.get(), name)
 

@@ -25,11 +25,10 @@ import numpy as np
 
 from hybridmem.errors import ConfigError, StoreError
 from hybridmem.records import HistoryEntry, MemoryRecord, WritePlan, iso
+from hybridmem.stores.base import GraphStore, VectorStore
 from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.stores.identity import StorePaths
 from hybridmem.stores.journal import Journal
-from hybridmem.stores.kuzu import KuzuGraphStore
-from hybridmem.stores.milvus import MilvusVectorStore
 from hybridmem.stores.mirror import GraphMirror
 from hybridmem.stores.sqlite import Database
 
@@ -60,8 +59,8 @@ class Projections:
     """Keeps Milvus and Kuzu in step with the record."""
 
     def __init__(self, *, paths: StorePaths, db: Database, journal: Journal,
-                 catalog: MemoryCatalog, mirror: GraphMirror, vectors: MilvusVectorStore,
-                 graph: KuzuGraphStore) -> None:
+                 catalog: MemoryCatalog, mirror: GraphMirror, vectors: VectorStore,
+                 graph: GraphStore) -> None:
         self._paths = paths
         self._db = db
         self._journal = journal

@@ -25,7 +25,7 @@ from hybridmem.records import (
     pack_vector,
 )
 from hybridmem.scope import Scope
-from hybridmem.stores.kuzu import KuzuGraphStore
+from hybridmem.stores.base import GraphStore
 from hybridmem.text import clean_text, entity_key
 from hybridmem.write.conflicts import ConflictRules, LLMConflictJudge, NewEdge
 from hybridmem.write.resolve import EntityResolver
@@ -57,7 +57,7 @@ class GraphPlanner:
 
     def __init__(
         self,
-        store: KuzuGraphStore,
+        store: GraphStore,
         snapshots: GraphSnapshots,
         rules: GraphRules,
         judge: LLMConflictJudge | None,

@@ -46,10 +46,9 @@ from hybridmem.records import (
     unpack_vector,
 )
 from hybridmem.scope import Scope
+from hybridmem.stores.base import GraphStore, VectorStore
 from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.stores.journal import Journal, PendingOp
-from hybridmem.stores.kuzu import KuzuGraphStore
-from hybridmem.stores.milvus import MilvusVectorStore
 from hybridmem.stores.mirror import GraphMirror
 from hybridmem.stores.projection import Projections
 from hybridmem.stores.sqlite import Database
@@ -76,8 +75,8 @@ class Writer:
         db: Database,
         journal: Journal,
         catalog: MemoryCatalog,
-        vectors: MilvusVectorStore,
-        graph_store: KuzuGraphStore,
+        vectors: VectorStore,
+        graph_store: GraphStore,
         mirror: GraphMirror,
         projections: Projections,
         snapshots: GraphSnapshots,
@@ -310,7 +309,7 @@ class Writer:
 
     def run(self, plan: WritePlan) -> None:
         """Journal a plan and apply it; on failure undo it (see the module docstring)."""
-        self._vectors.get()  # Milvus opens (and is checked) before anything is journaled
+        self._vectors.ensure_open()  # opened and checked before anything is journaled
         self._journal.set_plan(plan)
         try:
             self.apply(plan)
@@ -392,7 +391,7 @@ class Writer:
         op = self._journal.planned()
         if op is None or op.plan is None:
             return
-        self._vectors.get()  # opened (and checked) before the plan is finished or undone
+        self._vectors.ensure_open()  # opened and checked before the plan is finished or undone
         if op.error is None:  # the process died while applying it: finish it
             try:
                 self.apply(op.plan)
