@@ -18,7 +18,10 @@ Reports, per extractor:
 The LLM runs against an OpenAI-compatible server (default the local Qwen2.5-Coder-1.5B
 of `../shared/llm/local-llm`, 127.0.0.1:8089). Run:
 `python benchmarks/extraction_quality.py [--extractors rules,tools,json_object]
-[--url URL] [--observations 40] [--json FILE]`.
+[--url URL] [--observations 40] [--every K] [--json FILE]`. `--every K` scores every K-th
+labelled message only (a quicker run on a real model; the table says how many were used).
+An answer the model could not make valid (two tries) counts as an empty extraction and
+is reported as a failed answer; through `add` it is an add that raised.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ from benchmarks.common import table  # noqa: E402
 from benchmarks.extraction_gold import CONTRADICTIONS, MESSAGES, RELATION_CLASSES  # noqa: E402
 from hybridmem import Memory  # noqa: E402
 from hybridmem.config import LLMConfig  # noqa: E402
+from hybridmem.errors import ExtractionError  # noqa: E402
 from hybridmem.providers.chat import JSONChat  # noqa: E402
 from hybridmem.providers.embed.local import LocalEmbedder  # noqa: E402
 from hybridmem.providers.extract import SELF, LLMExtractor, Message, RulesExtractor  # noqa: E402
+from hybridmem.providers.extract.base import Extraction  # noqa: E402
 from hybridmem.text import entity_key, relation_name  # noqa: E402
 
 LOCOMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev.json"
@@ -68,13 +73,27 @@ def extractor_for(name: str, url: str):
     return LLMExtractor(chat), chat
 
 
-def score_triples(extractor) -> tuple[dict, dict, float]:
+FAILED: dict[str, int] = defaultdict(int)  # answers that never became valid, per extractor
+
+
+def extract(extractor, name: str, text: str, user_name: str | None = None) -> Extraction:
+    """One extraction; an answer the model could not make valid counts as empty."""
+    try:
+        return extractor.extract([Message("user", text)], user_name=user_name)
+    except ExtractionError:
+        FAILED[name] += 1
+        return Extraction()
+
+
+def score_triples(extractor, name: str, messages: list) -> tuple[dict, dict, float]:
     """Per-case and overall (tp, fp, fn), and the seconds spent."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     facts: list[tuple[list[str], list[str]]] = []
     started = time.perf_counter()
-    for text, case, gold_facts, gold in MESSAGES:
-        extraction = extractor.extract([Message("user", text)])
+    for i, (text, case, gold_facts, gold) in enumerate(messages):
+        if i % 20 == 0:
+            print(f"{name}: message {i}/{len(messages)}", file=sys.stderr, flush=True)
+        extraction = extract(extractor, name, text)
         predicted = {canonical(r.source, r.relation, r.target, r.negated)
                      for r in extraction.relations}
         wanted = {canonical(*t) for t in gold}
@@ -101,7 +120,7 @@ def fact_recall(pairs: list[tuple[list[str], list[str]]], embedder, threshold: f
     return hit / total if total else 0.0
 
 
-def locomo_pairs(extractor, n: int) -> list[tuple[list[str], list[str]]]:
+def locomo_pairs(extractor, name: str, n: int) -> list[tuple[list[str], list[str]]]:
     """(observation lines, extracted facts) for the first `n` observed turns."""
     if not LOCOMO.exists() or n <= 0:
         return []
@@ -115,8 +134,7 @@ def locomo_pairs(extractor, n: int) -> list[tuple[list[str], list[str]]]:
                     turn = turns.get(dia_id if isinstance(dia_id, str) else "")
                     if turn is None:
                         continue
-                    got = extractor.extract([Message("user", turn["text"])],
-                                            user_name=speaker).facts
+                    got = extract(extractor, name, turn["text"], user_name=speaker).facts
                     out.append(([observation], [f.replace("I ", f"{speaker} ", 1)
                                                 for f in got]))
                     if len(out) >= n:
@@ -141,9 +159,14 @@ def contradictions(name: str, url: str) -> dict:
                 user = f"pair-{i}"
                 before = chat.calls if chat else 0
                 t0 = time.perf_counter()
-                [old, *_] = memory.add(first, user_id=user)["results"] or [None]
-                memory.add(second, user_id=user)
-                seconds += time.perf_counter() - t0
+                try:
+                    [old, *_] = memory.add(first, user_id=user)["results"] or [None]
+                    memory.add(second, user_id=user)
+                except ExtractionError:
+                    FAILED[name] += 1
+                    continue
+                finally:
+                    seconds += time.perf_counter() - t0
                 calls += (chat.calls - before) if chat else 0
                 adds += 2
                 if old is None:
@@ -169,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extractors", default="rules,tools,json_object")
     parser.add_argument("--url", default="http://127.0.0.1:8089/v1")
     parser.add_argument("--observations", type=int, default=40)
+    parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    messages = MESSAGES[::max(1, args.every)]
     embedder = LocalEmbedder()
     figures = {}
     for name in args.extractors.split(","):
         extractor, chat = extractor_for(name, args.url)
-        counts, extra, seconds = score_triples(extractor)
+        counts, extra, seconds = score_triples(extractor, name, messages)
         tp, fp, fn = counts["all"]
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
@@ -184,12 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         figures[name] = {
             "triple_precision": precision, "triple_recall": recall, "triple_f1": f1,
             "fact_recall": fact_recall(extra["facts"], embedder, 0.7),
-            "locomo_fact_recall": fact_recall(locomo_pairs(extractor, args.observations),
-                                              embedder, 0.6),
-            "seconds_per_message": seconds / len(MESSAGES),
+            "locomo_fact_recall": fact_recall(
+                locomo_pairs(extractor, name, args.observations), embedder, 0.6),
+            "seconds_per_message": seconds / len(messages),
             "per_case": per_case,
             **contradictions(name, args.url),
         }
+        figures[name]["failed_answers"] = FAILED[name]
         summary = {k: v for k, v in figures[name].items() if k != "per_case"}
         print(f"{name}: {json.dumps(summary, default=float)}", file=sys.stderr)
     rows = [[name, f"{f['triple_precision']:.2f}", f"{f['triple_recall']:.2f}",
@@ -197,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
              f"{f['locomo_fact_recall']:.2f}",
              f"{f['resolved']}/{f['contradictions']}",
              f"{f['wrongly_ended']}/{f['non_contradictions']}",
-             f"{f['llm_calls_per_add']:.2f}", f"{f['seconds_per_add']:.1f}"]
+             f"{f['llm_calls_per_add']:.2f}", f"{f['seconds_per_add']:.1f}",
+             str(f["failed_answers"])]
             for name, f in figures.items()]
-    print(f"{len(MESSAGES)} labelled messages, {len(CONTRADICTIONS)} contradiction pairs")
+    print(f"{len(messages)} of {len(MESSAGES)} labelled messages, "
+          f"{len(CONTRADICTIONS)} contradiction pairs, {args.observations} LoCoMo observations")
     print(table(["extractor", "triple P", "triple R", "triple F1", "fact recall",
                  "LoCoMo fact recall", "contradictions resolved", "wrongly ended",
-                 "LLM calls/add", "s/add"], rows))
+                 "LLM calls/add", "s/add", "failed answers"], rows))
     cases = sorted({c for f in figures.values() for c in f["per_case"]})
     rows = []
     for case in cases:
