@@ -40,6 +40,10 @@ for line in sys.stdin:
 """
 MODEL = VENV_PYTHON.parents[2] / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
+# The server answers one request at a time: these tests take turns on one xdist worker
+# rather than hold both workers waiting on each other.
+pytestmark = pytest.mark.xdist_group("local_llm")
+
 
 def _server_up() -> bool:
     # Generous: the server answers one request at a time, so while another test (or worker)

@@ -11,6 +11,8 @@ from hybridmem import ConfigError, DimensionMismatchError, Memory
 
 pytestmark = [
     pytest.mark.slow,
+    # one server on a fixed port per module: its tests share one xdist worker
+    pytest.mark.xdist_group("milvus_server"),
     pytest.mark.skipif(importlib.util.find_spec("milvus") is None,
                        reason="needs `pip install milvus==2.3.5` (.ci/run installs it)"),
 ]
