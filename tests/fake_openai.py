@@ -32,14 +32,16 @@ class Reply:
     delay: float = 0.0
 
 
-def tool_reply(arguments: Any, name: str = "record_memories") -> Reply:
-    """A chat completion whose answer is one tool call with these arguments."""
+def tool_reply(arguments: Any, name: str = "record_memories",
+               finish_reason: str = "stop") -> Reply:
+    """A chat completion whose answer is one tool call with these arguments
+    (`finish_reason="length"`: an answer cut at max_tokens)."""
     args = arguments if isinstance(arguments, str) else json.dumps(arguments)
     return Reply(body=_completion({
         "role": "assistant", "content": None,
         "tool_calls": [{"id": "call_1", "type": "function",
                         "function": {"name": name, "arguments": args}}],
-    }))
+    }, finish_reason))
 
 
 def content_reply(content: str) -> Reply:
@@ -47,11 +49,11 @@ def content_reply(content: str) -> Reply:
     return Reply(body=_completion({"role": "assistant", "content": content}))
 
 
-def _completion(message: dict) -> dict:
+def _completion(message: dict, finish_reason: str = "stop") -> dict:
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
         "model": "test-model",
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
     }
 

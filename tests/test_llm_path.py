@@ -148,6 +148,32 @@ def test_two_bad_answers_raise_and_the_input_waits_in_the_journal(fake_openai, t
         assert memory.pending() == []
 
 
+def test_a_runaway_answer_keeps_what_it_completed_and_is_not_asked_again(fake_openai,
+                                                                          tmp_path):
+    loop = json.dumps(extraction(["I surf", "My dog is Rex"],
+                                 [("USER", "has_dog", "Rex", 1, False)]))[:-2]
+    loop += ', {"text": "I surf", "relations": []}' * 30 + ', {"text": "I su'
+    fake_openai.chat_script = [tool_reply(loop, finish_reason="length")]
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        result = memory.add("I surf. My dog is Rex.", user_id="u")
+        assert [r["memory"] for r in result["results"]] == ["I surf", "My dog is Rex"]
+        assert [r["target"] for r in memory.get_all(user_id="u")["relations"]] == ["Rex"]
+        [request] = fake_openai.chat_requests()
+        # sized by what was said (22 characters), not the config's 2,000
+        assert request["max_tokens"] < 400
+
+
+def test_an_answer_cut_before_one_item_fails_once_and_waits(fake_openai, tmp_path):
+    fake_openai.chat_script = [tool_reply('{"facts": [{"text": "I coll', finish_reason="length")]
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        with pytest.raises(ExtractionError) as info:
+            memory.add("I collect stamps", user_id="u")
+        assert info.value.failure == "truncated" and "max_tokens" in str(info.value)
+        assert len(fake_openai.chat_requests()) == 1
+        [pending] = memory.pending()
+        assert "truncated" in pending["error"]
+
+
 def test_rate_limit_with_retry_after_then_success(fake_openai, tmp_path):
     fake_openai.chat_script = [
         Reply(status=429, headers={"Retry-After": "0.05"},

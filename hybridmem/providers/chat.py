@@ -6,6 +6,11 @@ What is sent to the model constrains shape only (`wire_schema`): grammar engines
 up (and its server process dies) on a `maxLength: 2000` string. Every limit is checked in
 Python on the answer instead, after `normalize` has mapped the forms small models answer
 with onto the schema's.
+
+Small models sometimes run away (repeating one item until `max_tokens`). Such an answer
+costs the whole budget (about 200 s for 2,000 tokens on the 1.5B local model), and asking
+again at temperature 0 repeats it, so a cut answer is never asked for twice: the items it
+completed before the cut are kept, and each call's budget is sized by its caller.
 """
 
 from __future__ import annotations
@@ -59,22 +64,30 @@ class JSONChat:
         self.calls = 0  # chat requests made (for cost accounting)
 
     def ask(self, *, system: str, user: str, schema: dict[str, Any],
-            normalize: Callable[[Any], Any] = lambda answer: answer) -> dict[str, Any]:
+            normalize: Callable[[Any], Any] = lambda answer: answer,
+            max_tokens: int | None = None) -> dict[str, Any]:
         """One answer valid against `schema` (after `normalize` maps the raw answer).
+
+        `max_tokens` bounds this answer (never above the config's); an answer cut there
+        keeps the list items it completed and is not asked for again.
 
         Raises:
             LLMError: the endpoint failed after its retries.
-            ExtractionError: two answers in a row were not valid JSON for the schema.
+            ExtractionError: two answers in a row were not valid JSON for the schema, or
+                an answer was cut before it completed one item (failure "truncated").
         """
         import jsonschema  # only the LLM path needs it
 
+        budget = min(self.config.max_tokens, max_tokens or self.config.max_tokens)
         problem = ""
         for attempt in range(2):
             prompt = user if attempt == 0 else (
                 f"{user}\n\nYour previous answer was rejected: {problem}. "
                 "Answer again with valid JSON matching the schema exactly."
             )
-            raw = self._request(system, prompt, schema)
+            raw, cut = self._request(system, prompt, schema, budget)
+            if cut:
+                return self._salvage(raw, schema, normalize, budget)
             try:
                 answer = normalize(json.loads(raw))
             except (TypeError, json.JSONDecodeError) as exc:
@@ -92,11 +105,36 @@ class JSONChat:
             provider=PROVIDER, failure="schema",
         )
 
-    def _request(self, system: str, user: str, schema: dict[str, Any]) -> str | None:
+    def _salvage(self, raw: str | None, schema: dict[str, Any],
+                  normalize: Callable[[Any], Any], budget: int) -> dict[str, Any]:
+        """What a cut answer completed before the cut, or `ExtractionError("truncated")`."""
+        import jsonschema
+
+        name = schema.get("title", "answer")
+        answer = completed_prefix(raw or "")
+        if answer is not None:
+            try:
+                answer = normalize(answer)
+                jsonschema.validate(answer, schema)
+            except (TypeError, jsonschema.ValidationError):
+                answer = None
+        if answer is None:
+            raise ExtractionError(
+                f"{PROVIDER} {name} failed: truncated: the answer reached max_tokens "
+                f"({budget}) before completing one item", provider=PROVIDER,
+                failure="truncated",
+            )
+        log.warning("%s: the answer reached max_tokens (%d); kept what it completed",
+                    name, budget)
+        return answer
+
+    def _request(self, system: str, user: str, schema: dict[str, Any], budget: int
+                 ) -> tuple[str | None, bool]:
+        """The answer's text, and whether it was cut at `budget` tokens."""
         while True:
             mode = self.mode
             try:
-                return self._request_in(mode, system, user, schema)
+                return self._request_in(mode, system, user, schema, budget)
             except LLMError as exc:
                 fallback = _FALLBACK.get(mode)
                 said = str(exc.__cause__ or "")  # the server's words, not ours
@@ -110,15 +148,15 @@ class JSONChat:
                                     str(exc).splitlines()[0][:200], fallback)
                         self.mode = fallback
 
-    def _request_in(self, mode: str, system: str, user: str, schema: dict[str, Any]
-                    ) -> str | None:
+    def _request_in(self, mode: str, system: str, user: str, schema: dict[str, Any],
+                    budget: int) -> tuple[str | None, bool]:
         name = schema.get("title", "answer")
         body = wire_schema(schema)
         kwargs: dict[str, Any] = {
             "model": self.config.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "temperature": self.config.temperature,
-            "max_tokens": self.config.max_tokens,
+            "max_tokens": budget,
         }
         if self.config.top_p is not None:
             kwargs["top_p"] = self.config.top_p
@@ -146,15 +184,54 @@ class JSONChat:
                         max_retries=self.config.max_retries, what=f"chat ({name}, {mode})",
                         error_type=LLMError)
         try:
-            message = response.choices[0].message
+            choice = response.choices[0]
+            message = choice.message
         except (AttributeError, IndexError, TypeError) as exc:
             raise LLMError(
                 f"{PROVIDER} chat ({name}) failed: bad_response: no choices in the answer",
                 provider=PROVIDER, failure="bad_response",
             ) from exc
+        cut = getattr(choice, "finish_reason", None) == "length"
         if mode == "tools" and message.tool_calls:
-            return message.tool_calls[0].function.arguments
-        return message.content
+            return message.tool_calls[0].function.arguments, cut
+        return message.content, cut
+
+
+def completed_prefix(text: str) -> Any | None:
+    """The JSON value a cut answer had begun, closed after its last complete list item.
+
+    `{"facts": [{..}, {..}, {"te` gives `{"facts": [{..}, {..}]}`; None when no item of
+    a list was complete or the text is not the start of a JSON value.
+    """
+    closers: list[str] = []  # what would close each open object/array, innermost last
+    cut_at, cut_closers = -1, ""
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+                if closers and closers[-1] == "]":  # a string item of a list ended
+                    cut_at, cut_closers = i + 1, "".join(reversed(closers))
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            closers.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if not closers or closers.pop() != ch:
+                return None
+            if closers and closers[-1] == "]":  # an item of a list just ended
+                cut_at, cut_closers = i + 1, "".join(reversed(closers))
+    if cut_at < 0:
+        return None
+    try:
+        return json.loads(text[:cut_at] + cut_closers)
+    except json.JSONDecodeError:
+        return None
 
 
 def _names_mode(message: str, mode: str) -> bool:

@@ -96,6 +96,7 @@ class LLMConflictJudge:
             system=SYSTEM_PROMPT,
             user="New: " + " ".join(new_statements) + f"\nStored:\n{listing}",
             schema=load_schema("conflict"),
+            max_tokens=48 + 8 * len(stored),  # {"contradicted": ["12", ...]} and a wrapper
         )
         out = set()
         for label in answer["contradicted"]:
