@@ -5,7 +5,9 @@ Reports, per extractor:
 - triple precision / recall / F1 against the gold triples (relation names mapped onto
   relation classes, entities compared case-insensitively, "USER" = the speaker), overall
   and per case (names, relations to the user, third parties, preferences, negation,
-  retractions, changes of state, small talk, several facts);
+  retractions, changes of state, small talk, several facts); and on `RULES_HELDOUT`, 30
+  messages written after the rules' change-of-state patterns were planned and before
+  they were written, never used to write a rule or a prompt;
 - fact recall: gold facts matched by an extracted fact (local MiniLM cosine >= 0.7), on
   the set, and on LoCoMo dev observations (each sampled turn extracted with the speaker
   as the user; cosine >= 0.6 against the turn's observation lines, which are written in
@@ -38,7 +40,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import table  # noqa: E402
-from benchmarks.extraction_gold import CONTRADICTIONS, MESSAGES, RELATION_CLASSES  # noqa: E402
+from benchmarks.extraction_gold import (  # noqa: E402
+    CONTRADICTIONS,
+    MESSAGES,
+    RELATION_CLASSES,
+    RULES_HELDOUT,
+)
 from hybridmem import Memory  # noqa: E402
 from hybridmem.config import LLMConfig  # noqa: E402
 from hybridmem.errors import ExtractionError  # noqa: E402
@@ -206,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_case = {case: (c[0], c[1], c[2]) for case, c in counts.items() if case != "all"}
+        held, _, _ = score_triples(extractor, name, RULES_HELDOUT[::max(1, args.every)])
+        htp, hfp, hfn = held["all"]
         figures[name] = {
+            "heldout_precision": htp / (htp + hfp) if htp + hfp else 0.0,
+            "heldout_recall": htp / (htp + hfn) if htp + hfn else 0.0,
             "triple_precision": precision, "triple_recall": recall, "triple_f1": f1,
             "fact_recall": fact_recall(extra["facts"], embedder, 0.7),
             "locomo_fact_recall": fact_recall(
@@ -219,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = {k: v for k, v in figures[name].items() if k != "per_case"}
         print(f"{name}: {json.dumps(summary, default=float)}", file=sys.stderr)
     rows = [[name, f"{f['triple_precision']:.2f}", f"{f['triple_recall']:.2f}",
-             f"{f['triple_f1']:.2f}", f"{f['fact_recall']:.2f}",
+             f"{f['triple_f1']:.2f}",
+             f"{f['heldout_precision']:.2f} / {f['heldout_recall']:.2f}",
+             f"{f['fact_recall']:.2f}",
              f"{f['locomo_fact_recall']:.2f}",
              f"{f['resolved']}/{f['contradictions']}",
              f"{f['wrongly_ended']}/{f['non_contradictions']}",
@@ -228,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, f in figures.items()]
     print(f"{len(messages)} of {len(MESSAGES)} labelled messages, "
           f"{len(CONTRADICTIONS)} contradiction pairs, {args.observations} LoCoMo observations")
-    print(table(["extractor", "triple P", "triple R", "triple F1", "fact recall",
+    print(f"held-out: {len(RULES_HELDOUT[::max(1, args.every)])} of {len(RULES_HELDOUT)} "
+          "messages written after the first measurement, never used to write rules or prompts")
+    print(table(["extractor", "triple P", "triple R", "triple F1", "held-out P / R", "fact recall",
                  "LoCoMo fact recall", "contradictions resolved", "wrongly ended",
                  "LLM calls/add", "s/add", "failed answers"], rows))
     cases = sorted({c for f in figures.values() for c in f["per_case"]})

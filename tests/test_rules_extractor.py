@@ -34,6 +34,28 @@ def triples(text: str) -> set[tuple[str, str, str, bool]]:
         ("Clark Kent is Superman", {("Clark Kent", "is", "Superman", False)}),
         ("Rita works at the Louvre", {("Rita", "works_at", "Louvre", False)}),
         ("I'm 41 years old", {(SELF, "age", "41", False)}),
+        # what follows a liked thing is not part of it; lists are items
+        ("I adore sailing with my uncle Bram",
+         {(SELF, "loves", "sailing", False), (SELF, "uncle", "Bram", False)}),
+        ("I prefer trains over planes", {(SELF, "prefers", "trains", False)}),
+        ("I enjoy knitting in the evening", {(SELF, "enjoys", "knitting", False)}),
+        ("I like both jazz and blues",
+         {(SELF, "likes", "jazz", False), (SELF, "likes", "blues", False)}),
+        ("I like living in Lund", {(SELF, "likes", "living in Lund", False)}),
+        # changes of state, told as events: the new state
+        ("I moved to Quito in May", {(SELF, "lives_in", "Quito", False)}),
+        ("We relocated to Perth last year", {(SELF, "lives_in", "Perth", False)}),
+        ("I joined Umbra as a tester", {(SELF, "works_at", "Umbra", False),
+                                        (SELF, "works_as", "tester", False)}),
+        ("I adopted a puppy named Olive", {(SELF, "has_dog", "Olive", False)}),
+        ("I'm now dating Noor", {(SELF, "partner", "Noor", False)}),
+        ("My friend Ode moved to Accra",
+         {(SELF, "friend", "Ode", False), ("Ode", "lives_in", "Accra", False)}),
+        ("Ravi works as a nurse at Mercy", {("Ravi", "works_as", "nurse", False),
+                                            ("Ravi", "works_at", "Mercy", False)}),
+        ("I broke up with Lars", {(SELF, "partner", "Lars", True)}),
+        ("I quit my job at Vance", {(SELF, "works_at", "Vance", True)}),
+        ("I moved out of Leeds", {(SELF, "lives_in", "Leeds", True)}),
     ],
 )
 def test_statements_it_understands(text, expected):
@@ -45,6 +67,9 @@ def test_statements_it_understands(text, expected):
     [
         "I used to work at Google",
         "I might move to Toronto next year",
+        "I may move to Toronto in May",
+        "I want to join Hooli",
+        "I never moved to Madrid",
         "I would love a new bike",
         "I'd like to visit Japan",
         "If I lived in Paris I would walk more",

@@ -23,6 +23,9 @@ _NAME_WORD = r"[A-Z][\w'\-]*"
 NAME = rf"(?-i:{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,3}})"
 # An object noun phrase: a few plain words.
 OBJ = r"(?:[\w'\-]+(?:\s+[\w'\-]+){0,4})"
+# The same, as short as what follows it allows ("a chef at Vandelay": "chef").
+SHORT_OBJ = r"(?:[\w'\-]+(?:\s+[\w'\-]+){0,4}?)"
+_AT_NAME = rf"(?:\s+(?:at|for|with)\s+(?:the\s+)?({NAME}))?"
 
 _KIN = "|".join(sorted((re.escape(k) for k in KINSHIP), key=len, reverse=True))
 _KIN_CANON = {
@@ -51,11 +54,13 @@ _THIRD_PREF = "|".join(sorted((re.escape(v) for v in [*_POSITIVE, *_NEGATIVE]
                                if v.endswith("s") or "doesn't" in v or "does not" in v),
                               key=len, reverse=True))
 _ADVERB = r"(?:(?:really|also|absolutely|truly|totally|just|still|do|does)\s+)?"
+_JUST = r"(?:(?:just|recently|finally|now)\s+)?"
 
-# Words that make a clause something the patterns do not model.
+# Words that make a clause something the patterns do not model ("may" only in lower case:
+# "May" is a month).
 _HEDGES = re.compile(
     r"\b(?:not|never|no|nobody|nothing|neither|nor|without|used to|anymore|any more|"
-    r"no longer|stopped|quit|would|could|might|may|maybe|perhaps|probably|wish|hope|"
+    r"no longer|stopped|quit|would|could|might|(?-i:may)|maybe|perhaps|probably|wish|hope|"
     r"want|wants|wanted|going to|gonna|will|shall|should|if|unless|whether|plan|plans|"
     r"planning|think|thinks|thought|guess|suppose|pretend|sometimes|rarely|seldom|"
     r"hardly|barely|once|was|were|had|did|been|liked|loved|enjoyed|hated|lived|worked)\b"
@@ -148,12 +153,34 @@ def _retraction(clause: str) -> ExtractedRelation | None:
             clause, re.IGNORECASE,
         )
     if m is None:
-        return None
+        return _ended_by_event(clause)
     relation = _RETRACTABLE[m.group(1).lower()]
     target = _object(m.group(2))
     if target is None:
         return None
     return ExtractedRelation(SELF, relation, target, "person", _target_type(relation), negated=True)
+
+
+# When a change happened, after what changed ("I moved to Porto last month").
+WHEN = (r"(?:\s+(?:last|this)\s+(?:week|month|year|spring|summer|fall|autumn|winter|weekend)"
+        r"|\s+in\s+(?-i:[A-Z][a-z]+)|\s+in\s+\d{4}|\s+(?:recently|yesterday|today)"
+        r"|\s+(?:a|one|two|three|\d+)\s+(?:days?|weeks?|months?|years?)\s+ago)?")
+
+# Endings told as events: (pattern, relation whose edge it ends).
+_ENDINGS = [
+    (rf"I\s+(?:just\s+|finally\s+)?broke\s+up\s+with\s+({NAME}){WHEN}", "partner"),
+    (rf"I\s+(?:just\s+)?(?:quit|left)\s+my\s+job\s+(?:at|with)\s+(?:the\s+)?({NAME}){WHEN}",
+     "works_at"),
+    (rf"(?:I|we)\s+(?:just\s+)?moved\s+out\s+of\s+(?:the\s+)?({NAME}){WHEN}", "lives_in"),
+]
+
+
+def _ended_by_event(clause: str) -> ExtractedRelation | None:
+    for pattern, relation in _ENDINGS:
+        if m := re.fullmatch(pattern, clause, re.IGNORECASE):
+            return ExtractedRelation(SELF, relation, m.group(1), "person",
+                                     _target_type(relation), negated=True)
+    return None
 
 
 def _object(raw: str) -> str | None:
@@ -172,13 +199,51 @@ def _target_type(relation: str) -> str:
 _ALL_PREFERENCES = set(_POSITIVE.values()) | set(_NEGATIVE.values())
 
 
+# What follows a liked thing without being part of it: company, comparison, occasion
+# ("hiking with my dad", "tea over coffee", "baking on Sundays", "swimming in the summer").
+_PREFERENCE_TAIL = re.compile(
+    r"\s+(?:with|over|than|instead\s+of|during|every|each|when|whenever|because|since|while)"
+    r"\b.*$"
+    r"|\s+on\s+(?:the\s+)?(?:weekends?|weekdays|(?:mon|tues|wednes|thurs|fri|satur|sun)days?)"
+    r"\b.*$"
+    r"|\s+(?:in|during)\s+the\s+(?:morning|evening|afternoon|summer|winter|spring|fall|autumn)s?"
+    r"\b.*$"
+    r"|\s+at\s+night\b.*$",
+    re.IGNORECASE,
+)
+# "chess and poker", "both sushi and ramen": each item alone, when every item is short.
+_COORDINATION = re.compile(r"\s*,\s*(?:and\s+)?|\s+(?:and|&)\s+", re.IGNORECASE)
+
+
 def _preference(subject: str, verb: str, raw_obj: str) -> list[ExtractedRelation]:
     relation = _POSITIVE.get(verb.lower()) or _NEGATIVE.get(verb.lower())
-    target = _object(raw_obj)
-    if relation is None or target is None:
+    if relation is None:
         return []
-    kind = "person" if re.fullmatch(NAME, target) and target[0].isupper() else "activity"
-    return [ExtractedRelation(subject, relation, target, "person", kind)]
+    tail = _PREFERENCE_TAIL.search(raw_obj)
+    head = raw_obj[:tail.start()] if tail else raw_obj
+    out = []
+    if tail and (kin := re.search(rf"\bmy\s+({_KIN})\s+({NAME})\s*$", tail.group(0),
+                                  re.IGNORECASE)):
+        out.append(_rel(SELF, _kin(kin.group(1)), kin.group(2), ttype="person"))
+    head = re.sub(r"^both\s+", "", head.strip(), flags=re.IGNORECASE)
+    items = _COORDINATION.split(head)
+    if len(items) > 1 and not all(0 < len(item.split()) <= 3 for item in items):
+        items = [head]
+    for item in items:
+        target = _object(item)
+        if target is None:
+            continue
+        kind = "person" if re.fullmatch(NAME, target) and target[0].isupper() else "activity"
+        out.append(ExtractedRelation(subject, relation, target, "person", kind))
+    return out
+
+
+def _job(subject: str, role: str, employer: str | None) -> list[ExtractedRelation]:
+    """ "works as a chef (at Vandelay)": the role, and the employer when named."""
+    out = [_rel(subject, "works_as", role.lower())]
+    if employer:
+        out.append(_rel(subject, "works_at", employer))
+    return out
 
 
 def _kin(raw: str) -> str:
@@ -220,6 +285,15 @@ class _Third:
 
 # Predicates that follow a named subject ("John <predicate>").
 _THIRD_PERSON = [
+    _Third(rf"{_JUST}(?:moved|relocated)\s+(?:back\s+)?to\s+(?:the\s+)?({NAME}){WHEN}",
+           lambda s, m: [_rel(s, "lives_in", m.group(1))]),
+    _Third(rf"{_JUST}(?:got\s+a\s+(?:new\s+)?job\s+(?:at|with)|joined|started\s+(?:a\s+new\s+"
+           rf"job\s+|working\s+)?at)\s+(?:the\s+)?({NAME}){WHEN}",
+           lambda s, m: [_rel(s, "works_at", m.group(1))]),
+    _Third(rf"works\s+as\s+(?:a|an)\s+({SHORT_OBJ}){_AT_NAME}",
+           lambda s, m: _job(s, m.group(1), m.group(2))),
+    _Third(rf"studies\s+at\s+(?:the\s+)?({NAME})", lambda s, m: [_rel(s, "studies_at",
+                                                                          m.group(1))]),
     _Third(rf"{_ADVERB}({_THIRD_PREF})\s+(?:to\s+)?({OBJ})",
            lambda s, m: _preference(s, m.group(1), m.group(2))),
     _Third(rf"lives\s+in\s+(?:the\s+)?({NAME})", lambda s, m: [_rel(s, "lives_in", m.group(1))]),
@@ -255,8 +329,8 @@ _PATTERNS = [
              lambda m: [_rel(SELF, "works_at", m.group(1))]),
     _Pattern(rf"I(?:'m|\s+am)\s+(?:currently\s+)?working\s+(?:at|for)\s+(?:the\s+)?({NAME})",
              lambda m: [_rel(SELF, "works_at", m.group(1))]),
-    _Pattern(rf"I\s+work\s+as\s+(?:a|an)\s+({OBJ})",
-             lambda m: [_rel(SELF, "works_as", m.group(1).lower())]),
+    _Pattern(rf"I\s+(?:currently\s+)?work\s+as\s+(?:a|an)\s+({SHORT_OBJ}){_AT_NAME}",
+             lambda m: _job(SELF, m.group(1), m.group(2))),
     _Pattern(rf"I(?:'m|\s+am)\s+(?:originally\s+)?from\s+(?:the\s+)?({NAME})",
              lambda m: [_rel(SELF, "is_from", m.group(1))]),
     _Pattern(rf"I\s+come\s+from\s+(?:the\s+)?({NAME})",
@@ -274,6 +348,33 @@ _PATTERNS = [
              rf"(?:,?\s+(.+))?",
              lambda m: [_rel(SELF, _kin(m.group(1)), m.group(2), ttype="person"),
                         *_subject_rest(m.group(2), m.group(3))]),
+    # Changes of state told as events: the new state.
+    _Pattern(rf"(?:I|we)\s+{_JUST}(?:moved|relocated)\s+(?:back\s+)?to\s+(?:the\s+)?"
+             rf"({NAME}){WHEN}", lambda m: [_rel(SELF, "lives_in", m.group(1))]),
+    _Pattern(rf"(?:I|we)\s+{_JUST}moved\s+into\s+(?:a|an|the|our|my)\s+[\w\-]+\s+in\s+"
+             rf"({NAME}){WHEN}", lambda m: [_rel(SELF, "lives_in", m.group(1))]),
+    _Pattern(rf"I\s+{_JUST}(?:started|began)\s+(?:a\s+new\s+job|a\s+job|working|work)\s+"
+             rf"(?:at|for|with)\s+(?:the\s+)?({NAME}){WHEN}",
+             lambda m: [_rel(SELF, "works_at", m.group(1))]),
+    _Pattern(rf"I\s+{_JUST}got\s+a\s+(?:new\s+)?job\s+(?:at|with)\s+(?:the\s+)?({NAME}){WHEN}",
+             lambda m: [_rel(SELF, "works_at", m.group(1))]),
+    _Pattern(rf"I\s+{_JUST}joined\s+(?:the\s+)?({NAME})(?:\s+as\s+(?:a|an)\s+({SHORT_OBJ}))?{WHEN}",
+             lambda m: [_rel(SELF, "works_at", m.group(1)),
+                        *([_rel(SELF, "works_as", m.group(2).lower())] if m.group(2) else [])]),
+    _Pattern(rf"(?:I|we)\s+{_JUST}(?:got|adopted|rescued)\s+(?:a|an)\s+(?:new\s+)?({_ANIMAL})\s+"
+             rf"(?:named|called)\s+({NAME}){WHEN}",
+             lambda m: [_rel(SELF, f"has_{_animal(m.group(1))}", m.group(2), ttype="animal")]),
+    _Pattern(rf"I\s+{_JUST}(?:got\s+married\s+to|married)\s+({NAME}){WHEN}",
+             lambda m: [_rel(SELF, "married_to", m.group(1))]),
+    _Pattern(rf"I(?:'m|\s+am)?\s+(?:now\s+|just\s+)?(?:started\s+)?dating\s+({NAME}){WHEN}",
+             lambda m: [_rel(SELF, "partner", m.group(1))]),
+    _Pattern(rf"I\s+{_JUST}(?:enrolled|started\s+studying)\s+(?:at|in)\s+(?:the\s+)?({NAME})"
+             rf"{WHEN}", lambda m: [_rel(SELF, "studies_at", m.group(1))]),
+    _Pattern(rf"I\s+(?:currently\s+)?study\s+at\s+(?:the\s+)?({NAME})",
+             lambda m: [_rel(SELF, "studies_at", m.group(1))]),
+    _Pattern(rf"I\s+{_JUST}(?:took|picked)\s+up\s+({SHORT_OBJ}){WHEN}",
+             lambda m: _preference(SELF, "like", m.group(1))),
+    _Pattern(r"I\s+(?:just\s+)?turned\s+(\d{1,3})", lambda m: [_rel(SELF, "age", m.group(1))]),
     # "John is my brother".
     _Pattern(rf"({NAME})\s+is\s+my\s+({_KIN})",
              lambda m: [_rel(SELF, _kin(m.group(2)), m.group(1), ttype="person")]),
