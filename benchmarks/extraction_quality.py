@@ -185,9 +185,13 @@ def contradictions(name: str, url: str) -> dict:
                     still = [r for r in memory.get_all(user_id=user)["relations"]
                              if old["id"] in r["memory_ids"]]
                     resolved += ended and not still
+                    if not (ended and not still):
+                        print(f"{name}: unresolved: {first!r} -> {second!r}", file=sys.stderr)
                 else:
                     unexpected += 1
                     wrongly_ended += ended
+                    if ended:
+                        print(f"{name}: wrongly ended: {first!r} by {second!r}", file=sys.stderr)
     return {"resolved": resolved, "contradictions": expected,
             "wrongly_ended": wrongly_ended, "non_contradictions": unexpected,
             "llm_calls_per_add": calls / adds, "seconds_per_add": seconds / adds}
