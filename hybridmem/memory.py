@@ -219,7 +219,7 @@ class Memory:
         size = self.config.add_batch_messages
         for start in range(0, len(parsed), size):
             batch = parsed[start : start + size]
-            op_id = self._journal.begin("add", scope.as_row(), {
+            op_id = self._journal.begin("add", scope, {
                 "messages": [m.__dict__ for m in batch], "metadata": clean_metadata,
                 "infer": infer,
             })
@@ -245,8 +245,7 @@ class Memory:
             raise InvalidInputError("data is empty")
         clean_metadata = check_metadata(metadata) if metadata is not None else None
         record = self._record(memory_id)
-        op_id = self._journal.begin("update", record.model_dump(include={"user_id", "agent_id",
-                                                                        "run_id"}), {
+        op_id = self._journal.begin("update", record.scope, {
             "memory_id": memory_id, "text": text, "metadata": clean_metadata,
         })
         return self._writer.update(op_id, memory_id, text, clean_metadata)
@@ -256,9 +255,7 @@ class Memory:
         """Erase one memory for real, with the edges and entities only it supported."""
         check_memory_id(memory_id)
         record = self._record(memory_id)
-        op_id = self._journal.begin("delete", record.model_dump(include={"user_id", "agent_id",
-                                                                        "run_id"}),
-                                    {"memory_id": memory_id})
+        op_id = self._journal.begin("delete", record.scope, {"memory_id": memory_id})
         return self._writer.delete(op_id, memory_id)
 
     @_open_call
@@ -268,7 +265,7 @@ class Memory:
     ) -> dict[str, Any]:
         """Erase every memory, entity and relation of a scope (a scope id is required)."""
         scope = Scope.of(user_id, agent_id, run_id)
-        op_id = self._journal.begin("delete_all", scope.as_row(), {})
+        op_id = self._journal.begin("delete_all", scope, {})
         return self._writer.delete_all(op_id, scope)
 
     @_open_call
@@ -305,7 +302,7 @@ class Memory:
         return [
             {"id": op.id, "kind": op.kind, "status": op.status, "attempts": op.attempts,
              "error": op.error, "created_at": op.created_at,
-             **{k: v for k, v in op.scope.items() if v}}
+             **(op.scope.ids() if op.scope else {})}
             for op in self._journal.pending()
         ]
 
@@ -484,7 +481,7 @@ class Memory:
         counts = {"memories": 0, "entities": 0, "relations": 0}
         for plan, n in import_plans(list(lines), embed=self._embedder.embed,
                                     dims=self._embedder.dims):
-            op_id = self._journal.begin("import", {}, {})
+            op_id = self._journal.begin("import", None, {})
             plan.op_id = op_id
             with self._writer.lock:
                 self._writer.run(plan)

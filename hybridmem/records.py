@@ -15,6 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from hybridmem.scope import Scope
+
 #: The key of each scope's own user entity (the one "I", "me", "my" resolve to).
 SELF_KEY = "@self"
 
@@ -41,15 +43,20 @@ def unpack_vector(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f4")
 
 
-class ScopeFields(BaseModel):
-    """The three scope ids of a stored row ("" = not set)."""
+class ScopedRow(BaseModel):
+    """The three scope ids of a stored row ("" = not set): how records carry a `Scope`."""
 
     user_id: str = ""
     agent_id: str = ""
     run_id: str = ""
 
+    @property
+    def scope(self) -> Scope:
+        """The row's scope."""
+        return Scope.from_row(self)
 
-class MemoryRecord(ScopeFields):
+
+class MemoryRecord(ScopedRow):
     """One memory as the catalog keeps it."""
 
     id: str
@@ -75,7 +82,7 @@ class MemoryWrite(BaseModel):
     event: Literal["ADD", "UPDATE"]
 
 
-class EntityRecord(ScopeFields):
+class EntityRecord(ScopedRow):
     """An entity node. `key` is the normalised name; `@self` marks the scope's user."""
 
     id: str
@@ -88,7 +95,7 @@ class EntityRecord(ScopeFields):
     embedding: str | None = None  # pack_vector(), None for the self entity
 
 
-class EdgeRecord(ScopeFields):
+class EdgeRecord(ScopedRow):
     """A relation edge. Invalidated edges stay as history; `valid` marks the current graph."""
 
     id: str
@@ -133,7 +140,7 @@ class Supersession(BaseModel):
     at: str
 
 
-class HistoryEntry(ScopeFields):
+class HistoryEntry(ScopedRow):
     """One row of `history(memory_id)`."""
 
     id: str
@@ -166,7 +173,7 @@ class WritePlan(BaseModel):
     delete_entity_ids: list[str] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     # delete_all: the scope whose rows go (in every store).
-    delete_scope: ScopeFields | None = None
+    delete_scope: Scope | None = None
     # What the public call returns, so a replayed operation answers the same.
     result: dict[str, Any] = Field(default_factory=dict)
 

@@ -71,6 +71,12 @@ class Scope:
             )
         return scope
 
+    @classmethod
+    def from_row(cls, row: Any) -> Scope:
+        """The scope of a stored row or record (its three id fields, "" = not set)."""
+        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
+        return cls(**{k: get(k) or None for k in SCOPE_FIELDS})
+
     def ids(self) -> dict[str, str]:
         """The given ids only."""
         return {k: v for k, v in self.as_row().items() if v}

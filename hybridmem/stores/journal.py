@@ -21,6 +21,7 @@ from typing import Any
 
 from hybridmem._failpoints import checkpoint
 from hybridmem.records import HistoryEntry, WritePlan, now_iso
+from hybridmem.scope import Scope
 from hybridmem.stores.sqlite import Database
 
 
@@ -30,7 +31,7 @@ class PendingOp:
 
     id: str
     kind: str
-    scope: dict[str, str]
+    scope: Scope | None  # None: an operation of no one scope (import)
     payload: dict[str, Any]
     plan: WritePlan | None
     attempts: int
@@ -45,7 +46,7 @@ class Journal:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def begin(self, kind: str, scope: dict[str, str], payload: dict[str, Any]) -> str:
+    def begin(self, kind: str, scope: Scope | None, payload: dict[str, Any]) -> str:
         """Durably record an operation's input; returns its id."""
         op_id = uuid.uuid4().hex
         now = now_iso()
@@ -53,7 +54,8 @@ class Journal:
             conn.execute(
                 "INSERT INTO ops (id, kind, scope, payload, status, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, 'received', ?, ?)",
-                (op_id, kind, json.dumps(scope), json.dumps(payload, ensure_ascii=False), now, now),
+                (op_id, kind, json.dumps(scope.as_row() if scope else {}),
+                 json.dumps(payload, ensure_ascii=False), now, now),
             )
         checkpoint("journal.received")
         return op_id
@@ -145,7 +147,7 @@ class Journal:
         )
         return [
             PendingOp(
-                id=r["id"], kind=r["kind"], scope=json.loads(r["scope"]),
+                id=r["id"], kind=r["kind"], scope=_scope(json.loads(r["scope"])),
                 payload=json.loads(r["payload"]),
                 plan=WritePlan.model_validate_json(r["plan"]) if r["plan"] else None,
                 attempts=r["attempts"], error=r["error"], status=r["status"],
@@ -197,3 +199,7 @@ class Journal:
             )
             for r in rows
         ]
+
+
+def _scope(row: dict[str, str]) -> Scope | None:
+    return Scope.from_row(row) if any(row.values()) else None

@@ -284,8 +284,7 @@ class KuzuGraphStore:
     def _apply(self, plan: WritePlan) -> None:
         run = self._exec
         if plan.delete_scope is not None:
-            scope = Scope.of(**{k: v or None for k, v in plan.delete_scope.model_dump().items()})
-            where, params = _scope_where("e", scope)
+            where, params = _scope_where("e", plan.delete_scope)
             run(f"MATCH (e:Entity) WHERE {where} DETACH DELETE e", params)
         for e in plan.entities:
             run(

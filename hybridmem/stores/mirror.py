@@ -29,7 +29,7 @@ class GraphMirror:
             return
         with self._db.transaction() as conn:
             if plan.delete_scope is not None:
-                where, params = _scope_where(_scope_of(plan.delete_scope))
+                where, params = _scope_where(plan.delete_scope)
                 conn.execute(f"DELETE FROM edges WHERE {where}", params)
                 conn.execute(f"DELETE FROM entities WHERE {where}", params)
             self._put_entities(conn, plan.entities)
@@ -130,11 +130,6 @@ class GraphMirror:
             out += [model.model_validate_json(r["body"]) for r in self._db.read(
                 f"SELECT body FROM {table} WHERE id IN ({marks})", chunk)]
         return out
-
-
-def _scope_of(fields) -> Scope:
-    return Scope(user_id=fields.user_id or None, agent_id=fields.agent_id or None,
-                 run_id=fields.run_id or None)
 
 
 def _scope_where(scope: Scope | None) -> tuple[str, list[str]]:

@@ -39,7 +39,6 @@ from hybridmem.records import (
     HistoryEntry,
     MemoryRecord,
     MemoryWrite,
-    ScopeFields,
     WritePlan,
     now_iso,
     pack_vector,
@@ -232,7 +231,7 @@ class Writer:
         record = self._catalog.get(memory_id)
         if record is None:
             raise NotFoundError(f"no memory with id {memory_id!r}")
-        scope = _scope_of(record)
+        scope = record.scope
         now = now_iso()
         plan = WritePlan(op_id=op_id, kind="update")
         new = record.model_copy(update={
@@ -270,7 +269,7 @@ class Writer:
                 now = now_iso()
                 plan = WritePlan(op_id=op_id, kind="delete", delete_memory_ids=[memory_id])
                 plan.history.append(_history(record, "DELETE", record.text, None, now))
-                self._planner.plan_forget(plan, _scope_of(record), {memory_id})
+                self._planner.plan_forget(plan, record.scope, {memory_id})
                 plan.result = {"message": "Memory deleted successfully!", "id": memory_id}
             self.run(plan)
             return plan.result
@@ -284,7 +283,7 @@ class Writer:
                 records = self._catalog.list(scope, include_superseded=True)
                 plan = WritePlan(
                     op_id=op_id, kind="delete_all", delete_memory_ids=[r.id for r in records],
-                    delete_scope=ScopeFields(**scope.as_row()),
+                    delete_scope=scope,
                 )
                 plan.history.extend(_history(r, "DELETE", r.text, None, now) for r in records)
                 noun = "memory" if len(records) == 1 else "memories"
@@ -343,10 +342,8 @@ class Writer:
         if plan.delete_scope is not None:
             self._snapshots.clear()
         else:
-            rows = {(h.user_id, h.agent_id, h.run_id) for h in plan.history} | {
-                (e.user_id, e.agent_id, e.run_id) for e in [*plan.entities, *plan.edges]}
             self._snapshots.apply(plan, {
-                _scope_of(ScopeFields(user_id=u, agent_id=a, run_id=r)) for u, a, r in rows})
+                row.scope for row in [*plan.history, *plan.entities, *plan.edges]})
         if self._vectors.flush_due:
             self._projections.flush()
 
@@ -436,7 +433,7 @@ class Writer:
             # after it: replaying it now would act on newer data than its caller saw.
             self._journal.fail(op.id, "not replayed: later writes were made", "failed")
             return
-        scope = _scope_of(ScopeFields(**op.scope))
+        scope = op.scope
         payload = op.payload
         if op.kind == "add":
             extraction = payload.get("extraction")
@@ -456,11 +453,6 @@ class Writer:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _scope_of(fields: ScopeFields) -> Scope:
-    return Scope(user_id=fields.user_id or None, agent_id=fields.agent_id or None,
-                 run_id=fields.run_id or None)
 
 
 def _describe(exc: BaseException) -> str:
