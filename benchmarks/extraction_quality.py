@@ -161,7 +161,7 @@ def contradictions(name: str, url: str) -> dict:
                 "model": "local", "api_key": "local", "openai_base_url": url, "mode": name,
                 "timeout": 600, "max_retries": 1}}
         with Memory.from_config(config) as memory:
-            chat = memory._chat
+            chat = memory.engines.chat
             for i, (first, second, contradicts) in enumerate(CONTRADICTIONS):
                 user = f"pair-{i}"
                 before = chat.calls if chat else 0

@@ -219,7 +219,7 @@ def gather(samples: list[dict], categories, infer: bool, k: int):
                  if q["category"] in categories and evidence_ids(q.get("evidence", []))]
         questions = [Question(sample, q["category"], evidence_ids(q["evidence"]))
                      for sample, q in asked]
-        retriever = memory._retriever  # the benchmark fuses the retriever's candidates
+        retriever = memory.engines.retriever  # the benchmark fuses its candidates
         for i, (question, (_, qa)) in enumerate(tqdm(list(zip(questions, asked, strict=True)),
                                                      desc="searching", unit="q")):
             scope = Scope.of(question.sample)

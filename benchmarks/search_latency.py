@@ -46,9 +46,9 @@ def measure(size: int, queries: int, tenants: int, seed: int) -> dict[str, objec
         for t in range(tenants):
             load(memory, f"tenant-{t}", synthetic_statements(1000, seed=1000 + t))
         seconds = load(memory, "target", synthetic_statements(size, seed=seed))
-        memory._stores.projections.flush()
+        memory.engines.projections.flush()
         scope = Scope.of("target")
-        ids, matrix, _, _ = memory._catalog.scope_vectors(scope)
+        ids, matrix, _, _ = memory.engines.catalog.scope_vectors(scope)
         matrix = matrix.reshape(len(ids), -1)
         questions = [q for q in synthetic_statements(queries, seed=seed + 7)]
         rng.shuffle(questions)
@@ -65,7 +65,7 @@ def measure(size: int, queries: int, tenants: int, seed: int) -> dict[str, objec
             vector_only.append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
-            qv = memory._embedder.embed([q])[0]
+            qv = memory.engines.embedder.embed([q])[0]
             exact = np.argsort(-(matrix @ qv))[:10]
             floor.append(time.perf_counter() - t0)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hybridmem.config import MemoryConfig
+from hybridmem.engines import Engines
 from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError
 from hybridmem.filters import matches, parse_filters
 from hybridmem.inputs import (
@@ -503,6 +504,14 @@ class Memory:
         return {"memories": self._catalog.count(), "vectors": self._vectors.count(),
                 "entities": entities, "relations": edges,
                 "pending_operations": len(self._journal.pending())}
+
+    @property
+    def engines(self) -> Engines:
+        """The engines behind this Memory, for diagnostics and benchmarks (see
+        `hybridmem.engines`; reading is safe, writing through them bypasses the journal)."""
+        return Engines(vectors=self._vectors, graph=self._graph, catalog=self._catalog,
+                       projections=self._stores.projections, snapshots=self._snapshots,
+                       embedder=self._embedder, chat=self._chat, retriever=self._retriever)
 
     def _record(self, memory_id: str) -> MemoryRecord:
         record = self._catalog.get(memory_id)

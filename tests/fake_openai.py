@@ -67,6 +67,7 @@ class FakeOpenAI:
         self.embedding_script: list[Reply] = []
         self.embedding_dims = embedding_dims
         self.requests: list[tuple[str, dict]] = []
+        self.headers: list[dict[str, str]] = []  # each request's HTTP headers, names lower-cased
         self._embedder = HashEmbedder(embedding_dims)
         self._lock = threading.Lock()
         server = self
@@ -78,6 +79,7 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 reply = server._answer(self.path, body)
                 if reply.delay:
                     time.sleep(reply.delay)

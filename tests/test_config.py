@@ -66,13 +66,15 @@ def test_env_home_is_the_default_data_dir(monkeypatch, tmp_path):
     assert MemoryConfig().resolved_data_dir().name == "hybridmem_data"
 
 
-def test_openai_env_is_honoured(monkeypatch, tmp_path):
+def test_openai_env_is_honoured(monkeypatch, tmp_path, fake_openai):
     from hybridmem import Memory
+    from tests.fake_openai import tool_reply
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    fake_openai.chat_script = [tool_reply({"facts": [{"text": "I surf", "relations": []}]})]
     config = {"data_dir": str(tmp_path), "llm": {"provider": "openai", "config": {}}}
     with Memory.from_config(config) as memory:
-        client = memory._chat._client
-        assert client.api_key == "sk-env"
-        assert str(client.base_url).startswith("http://127.0.0.1:9/v1")
+        memory.add("I surf", user_id="u")
+    [_] = fake_openai.chat_requests()  # the request went where the environment said
+    assert fake_openai.headers[-1]["authorization"] == "Bearer sk-env"

@@ -66,7 +66,7 @@ def rows(shared_memory):
         result = shared_memory.add(f"row {i} of the filter table", user_id=user, metadata=md,
                                    infer=False)
         out[result["results"][0]["id"]] = md
-    shared_memory._stores.projections.flush()
+    shared_memory.engines.projections.flush()
     return user, out
 
 
@@ -91,8 +91,8 @@ def test_milvus_and_python_agree(shared_memory, rows, tree):
     user, table = rows
     assert parse_filters(as_dict(tree)) == tree
     expected = {i for i, md in table.items() if matches(tree, md)}
-    query = np.ones((1, shared_memory._embedder.dims), dtype=np.float32)
-    got = {i for i, _ in shared_memory._vectors.search(query, Scope.of(user), 100,
+    query = np.ones((1, shared_memory.engines.embedder.dims), dtype=np.float32)
+    got = {i for i, _ in shared_memory.engines.vectors.search(query, Scope.of(user), 100,
                                                        pushdown(tree))[0]}
     assert got >= expected
     found = {h["id"] for h in shared_memory.search("row of the filter table", user_id=user,

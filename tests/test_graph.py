@@ -224,8 +224,8 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
                  "I dislike tea", "Call me Kof", "My friend Lena lives in Lima"]:
         shared_memory.add(text, user_id=uid)
     shared_memory.delete(first["results"][0]["id"])
-    cached = shared_memory._snapshots.get(scope)
-    store = shared_memory._graph
+    cached = shared_memory.engines.snapshots.get(scope)
+    store = shared_memory.engines.graph
     fresh = ScopeGraph(store.entities(scope), store.edges(scope))
 
     def edges(g):

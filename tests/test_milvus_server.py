@@ -38,7 +38,7 @@ def config(url: str, data_dir, **vector) -> dict:
 
 def test_core_scenario_on_a_server(server_url, tmp_path):
     with Memory.from_config(config(server_url, tmp_path)) as memory:
-        assert not memory._vectors.is_lite
+        assert not memory.engines.vectors.is_lite
         for text in ["I enjoy hiking", "I like badminton", "I dislike badminton",
                      "My name is Alice", "My friend Peter is Spider-Man"]:
             memory.add(text, user_id="alice")

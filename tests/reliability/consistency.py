@@ -73,10 +73,10 @@ def problems(memory: Memory, ack_path: Path, users: tuple[str, ...]) -> list[str
     entities = []
     for user in users:
         scope = Scope.of(user)
-        for record in memory._catalog.list(scope, include_superseded=True):
+        for record in memory.engines.catalog.list(scope, include_superseded=True):
             catalog[record.id] = record
-        edges += memory._graph.edges(scope, include_invalid=True)
-        entities += memory._graph.entities(scope)
+        edges += memory.engines.graph.edges(scope, include_invalid=True)
+        entities += memory.engines.graph.entities(scope)
     for memory_id, text in acks.texts.items():
         record = catalog.get(memory_id)
         if record is None:
@@ -86,7 +86,7 @@ def problems(memory: Memory, ack_path: Path, users: tuple[str, ...]) -> list[str
             out.append(f"memory {memory_id} has {record.text!r}, acknowledged {text!r}")
     for memory_id in acks.deleted & set(catalog):
         out.append(f"deleted memory {memory_id} is back")
-    milvus_ids = memory._vectors.all_ids()
+    milvus_ids = memory.engines.vectors.all_ids()
     check = memory.check()
     if not check["clean"]:
         out.append(f"check() found divergences: {check['found']} {check['notes']}")
