@@ -20,8 +20,9 @@ Reports, per extractor:
 The LLM runs against an OpenAI-compatible server (default the local Qwen2.5-Coder-1.5B
 of `../shared/llm/local-llm`, 127.0.0.1:8089). Run:
 `python benchmarks/extraction_quality.py [--extractors rules,tools,json_object]
-[--url URL] [--observations 40] [--every K] [--json FILE]`. `--every K` scores every K-th
-labelled message only (a quicker run on a real model; the table says how many were used).
+[--url URL] [--observations 40] [--every K] [--json FILE] [--only-contradictions]`.
+`--every K` scores every K-th labelled message only (a quicker run on a real model; the
+table says how many were used).
 An answer the model could not make valid (two tries) counts as an empty extraction and
 is reported as a failed answer; through `add` it is an add that raised.
 """
@@ -205,7 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--observations", type=int, default=40)
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--only-contradictions", action="store_true",
+                        help="run the contradiction pairs through add only")
     args = parser.parse_args(argv)
+    if args.only_contradictions:
+        rows = []
+        for name in args.extractors.split(","):
+            f = contradictions(name, args.url)
+            rows.append([name, f"{f['resolved']}/{f['contradictions']}",
+                         f"{f['wrongly_ended']}/{f['non_contradictions']}",
+                         f"{f['llm_calls_per_add']:.2f}", f"{f['seconds_per_add']:.1f}",
+                         str(FAILED[name])])
+        print(table(["extractor", "contradictions resolved", "wrongly ended", "LLM calls/add",
+                     "s/add", "failed adds"], rows))
+        return 0
     messages = MESSAGES[::max(1, args.every)]
     embedder = LocalEmbedder()
     figures = {}

@@ -70,8 +70,8 @@ SYSTEM_PROMPT = "\n".join([
     "A user just told an assistant something new. Below are things stored about the user "
     "earlier, each with a number. List the numbers of those the new statements make no "
     "longer true: the user changed their mind, moved, left, ended or stopped something, or "
-    "now says the opposite. Two things that can both be true are not contradicted (liking "
-    "tea and liking coffee; a sister and a brother in one city).",
+    "now says the opposite. Two things that can both be true are not contradicted (playing "
+    "chess and playing golf; a cousin and an uncle in one town; what someone else does).",
     'Answer JSON: {"contradicted": ["2"]}, or {"contradicted": []} when nothing is.',
     "",
     "Example:",
