@@ -97,6 +97,7 @@ def score_triples(extractor, name: str, messages: list) -> tuple[dict, dict, flo
     """Per-case and overall (tp, fp, fn), and the seconds spent."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     facts: list[tuple[list[str], list[str]]] = []
+    said: list[dict] = []  # what was extracted from each message, for the --json file
     started = time.perf_counter()
     for i, (text, case, gold_facts, gold) in enumerate(messages):
         if i % 20 == 0:
@@ -111,7 +112,9 @@ def score_triples(extractor, name: str, messages: list) -> tuple[dict, dict, flo
             counts[key][1] += len(predicted) - tp
             counts[key][2] += len(wanted) - tp
         facts.append((gold_facts, extraction.facts))
-    return counts, {"facts": facts}, time.perf_counter() - started
+        said.append({"text": text, "facts": extraction.facts,
+                     "triples": sorted(map(list, predicted)), "gold": sorted(map(list, wanted))})
+    return counts, {"facts": facts, "predictions": said}, time.perf_counter() - started
 
 
 def fact_recall(pairs: list[tuple[list[str], list[str]]], embedder, threshold: float) -> float:
@@ -231,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_case = {case: (c[0], c[1], c[2]) for case, c in counts.items() if case != "all"}
-        held, _, _ = score_triples(extractor, name, RULES_HELDOUT[::max(1, args.every)])
+        held, held_extra, _ = score_triples(extractor, name,
+                                            RULES_HELDOUT[::max(1, args.every)])
         htp, hfp, hfn = held["all"]
         figures[name] = {
             "heldout_precision": htp / (htp + hfp) if htp + hfp else 0.0,
@@ -242,10 +246,12 @@ def main(argv: list[str] | None = None) -> int:
                 locomo_pairs(extractor, name, args.observations), embedder, 0.6),
             "seconds_per_message": seconds / len(messages),
             "per_case": per_case,
+            "predictions": extra["predictions"] + held_extra["predictions"],
             **contradictions(name, args.url),
         }
         figures[name]["failed_answers"] = FAILED[name]
-        summary = {k: v for k, v in figures[name].items() if k != "per_case"}
+        summary = {k: v for k, v in figures[name].items()
+                   if k not in ("per_case", "predictions")}
         print(f"{name}: {json.dumps(summary, default=float)}", file=sys.stderr)
     rows = [[name, f"{f['triple_precision']:.2f}", f"{f['triple_recall']:.2f}",
              f"{f['triple_f1']:.2f}",

@@ -148,6 +148,22 @@ def test_two_bad_answers_raise_and_the_input_waits_in_the_journal(fake_openai, t
         assert memory.pending() == []
 
 
+def test_what_a_fact_says_is_not_so_is_not_put_in_the_graph_as_current():
+    from hybridmem.providers.extract import SELF
+    from hybridmem.providers.extract.llm import to_extraction
+
+    answer = extraction(
+        ["I don't own a bike", "I might move to Oslo", "I broke up with Tom",
+         "I don't like olives", "I moved to Bergen and no longer live in Rome"],
+        [("USER", "owns", "bike", 0, False), ("USER", "lives_in", "Oslo", 1, False),
+         ("USER", "partner", "Tom", 2, False), ("USER", "dislikes", "olives", 3, False),
+         ("USER", "lives_in", "Bergen", 4, False), ("USER", "lives_in", "Rome", 4, True)])
+    got = {(r.source, r.relation, r.target, r.negated)
+           for r in to_extraction(answer, None).relations}
+    assert got == {(SELF, "partner", "Tom", True), (SELF, "dislikes", "olives", False),
+                   (SELF, "lives_in", "Bergen", False), (SELF, "lives_in", "Rome", True)}
+
+
 def test_a_runaway_answer_keeps_what_it_completed_and_is_not_asked_again(fake_openai,
                                                                           tmp_path):
     loop = json.dumps(extraction(["I surf", "My dog is Rex"],

@@ -217,6 +217,35 @@ def _first(item: dict, *keys: str) -> str | None:
     return None
 
 
+# A fact that says something is not, or not yet, so: its relations are not current state
+# ("I don't own a bike", "I might move to Oslo"). Small models attach the positive triple
+# anyway, so such triples are dropped unless the relation itself carries the "not"
+# (dislikes, a negated retraction) or the fact tells an ending ("no longer", "quit").
+_NOT_A_STATE = re.compile(
+    r"\b(?:not|never|might|maybe|perhaps|want|wants|wanted|plan|plans|planning|hope|wish|"
+    r"would|could|going\s+to|gonna|will|thinking\s+(?:of|about)|considering|if)\b|n't\b",
+    re.IGNORECASE,
+)
+_ENDING = re.compile(
+    r"\b(?:no\s+longer|anymore|any\s+more|quit|stopped|left(?!\s+for\b)|broke\s+up|moved\s+out|"
+    r"gave\s+up|sold|done\s+with)\b",
+    re.IGNORECASE,
+)
+_NEGATIVE_RELATIONS = {"dislikes", "hates", "avoids", "allergic_to"}
+
+
+def tells_an_ending(fact: str) -> bool:
+    """Whether a fact tells that something ended ("no longer", "quit", "broke up")."""
+    return bool(_ENDING.search(fact))
+
+
+def states_no_current(fact: str, relation: str, negated: bool) -> bool:
+    """Whether a fact's text says its (non-negated) relation is not current state."""
+    if negated or relation in _NEGATIVE_RELATIONS or relation.startswith(("not_", "no_")):
+        return False
+    return bool(_NOT_A_STATE.search(fact)) and not tells_an_ending(fact)
+
+
 def to_extraction(answer: dict, user_name: str | None) -> Extraction:
     """Facts and relations from a schema-valid answer, with the user as `SELF`."""
     self_names = set(_SELF_WORDS) | {USER_PLACEHOLDER.casefold()}
@@ -237,21 +266,26 @@ def to_extraction(answer: dict, user_name: str | None) -> Extraction:
             continue
         index = len(out.facts)
         out.facts.append(text)
+        # One relation told as an ending ("I broke up with Tom") is the relation that ended,
+        # whether or not the model set the flag.
+        ended = len(fact["relations"]) == 1 and tells_an_ending(text)
         for rel in fact["relations"]:
             source, target = who(rel["subject"]), who(rel["object"])
             relation = relation_name(rel["relation"])
             relation = RELATION_ALIASES.get(relation, relation)
             if relation == "name" and source == SELF and target == SELF and user_name:
                 target = user_name
-            key = (source, relation, target, rel["negated"])
-            if not source or not target or source == target or key in seen:
+            negated = rel["negated"] or (ended and relation not in _NEGATIVE_RELATIONS)
+            key = (source, relation, target, negated)
+            if not source or not target or source == target or key in seen or \
+                    states_no_current(text, relation, negated):
                 out.dropped += 1
                 continue
             seen.add(key)
             out.relations.append(ExtractedRelation(
                 source=source, relation=relation, target=target,
                 source_type="person" if source == SELF else subject_type(relation),
-                target_type=object_type(relation), fact_index=index, negated=rel["negated"],
+                target_type=object_type(relation), fact_index=index, negated=negated,
             ))
     return out
 
