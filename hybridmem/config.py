@@ -168,6 +168,13 @@ class SearchConfig(_Strict):
     # graph: an entity with d current edges gives each of them d**-hub_damping of the
     # evidence of naming it (the user, with dozens of edges, names little by "I").
     hub_damping: float = Field(default=0.5, ge=0.0, le=2.0)
+    # Context: each memory is also found by the words of the `context_memories` memories
+    # stored just before it in its scope (set when it is written), weighted against its
+    # own words by `context_weight` (0 = its own words only). On LoCoMo the lexical
+    # signal alone finds 60.7 % of the evidence in its top 10 by a turn's own words, 69.0
+    # with the turn before, 71.1 with the two before, 67.8 with three.
+    context_memories: int = Field(default=2, ge=0, le=8)
+    context_weight: float = Field(default=1.0, ge=0.0, le=4.0)
 
     @field_validator("weights")
     @classmethod

@@ -72,6 +72,10 @@ class MemoryRecord(ScopedRow):
     # True for facts an extractor produced (add with infer=True): their relations are
     # derived again on update. Verbatim memories (infer=False) never get relations.
     inferred: bool = False
+    # The text of the memories stored just before this one in its scope: a turn alone is
+    # often ambiguous ("Yes, the blue one!"), so the lexical signal also finds a memory by
+    # its neighbours' words. Never shown, never embedded.
+    context: str = ""
 
 
 class MemoryWrite(BaseModel):

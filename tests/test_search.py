@@ -159,3 +159,24 @@ def test_relation_absorbs_its_memory():
     bm25 = max(3 / (3 + config.bm25_half), 1 / (1 + config.relation_bm25_half))
     assert ranked[0].normalized == {"vector": 1.0, "bm25": pytest.approx(bm25), "graph": 1.0}
     assert ranked[0].raw["vector"] == 0.8
+
+
+def test_a_turn_is_found_by_the_words_of_the_turns_before_it(tmp_path):
+    from hybridmem import Memory
+
+    config = {"data_dir": str(tmp_path), "embedder": {"provider": "hash"}}
+    turns = ["Ana: I joined a pottery class downtown", "Ben: Nice! What did you make?",
+             "Ana: A small blue vase, my first one", "Ben: I fixed my bike today"]
+    with Memory.from_config(config) as memory:
+        for turn in turns:
+            memory.add(turn, user_id="u", infer=False)
+        ranked = [h["memory"] for h in memory.search(
+            "pottery", user_id="u", limit=3, signals=["bm25"])["results"]]
+        # the vase turn never says "pottery"; the turn two before it does
+        assert set(ranked) == {turns[0], turns[1], turns[2]}
+    config["search"] = {"context_memories": 0}
+    with Memory.from_config({**config, "data_dir": str(tmp_path / "alone")}) as memory:
+        for turn in turns:
+            memory.add(turn, user_id="u", infer=False)
+        assert [h["memory"] for h in memory.search(
+            "pottery", user_id="u", limit=3, signals=["bm25"])["results"]] == [turns[0]]

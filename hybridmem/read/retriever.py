@@ -130,7 +130,8 @@ class Retriever:
 
     def _memory_bm25_signal(self, pool: _Pool, query: str, scope: Scope, k: int) -> None:
         """FTS5 BM25 over the scope's memory texts."""
-        for memory_id, score in self._catalog.lexical(scope, query, k):
+        for memory_id, score in self._catalog.lexical(
+                scope, query, k, context_weight=self.config.context_weight):
             pool.memory(memory_id).raw["bm25"] = score
 
     def _fill_cosines(self, pool: _Pool, query_vector: np.ndarray) -> None:

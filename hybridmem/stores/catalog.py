@@ -23,7 +23,7 @@ from hybridmem.text import content_tokens
 
 _COLUMNS = (
     "id, user_id, agent_id, run_id, text, hash, metadata, role, actor_id, created_at, "
-    "updated_at, superseded_at, superseded_by, inferred"
+    "updated_at, superseded_at, superseded_by, inferred, context"
 )
 
 
@@ -50,7 +50,7 @@ class MemoryCatalog:
         rows = [
             (r.id, r.user_id, r.agent_id, r.run_id, r.text, r.hash,
              json.dumps(r.metadata, ensure_ascii=False), r.role, r.actor_id, r.created_at,
-             r.updated_at, r.superseded_at, r.superseded_by, int(r.inferred),
+             r.updated_at, r.superseded_at, r.superseded_by, int(r.inferred), r.context,
              " ".join(scope_tokens(r.model_dump(include=set(SCOPE_FIELDS)))),
              np.asarray(v, dtype="<f4").tobytes(), epoch)
             for r, v in zip(records, vectors, strict=True)
@@ -58,7 +58,7 @@ class MemoryCatalog:
         with self._db.transaction() as conn:
             conn.executemany(
                 f"INSERT INTO memories ({_COLUMNS}, scope_tokens, vector, vepoch) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET text = excluded.text, hash = excluded.hash, "
                 "metadata = excluded.metadata, updated_at = excluded.updated_at, "
                 "superseded_at = excluded.superseded_at, superseded_by = excluded.superseded_by, "
@@ -223,8 +223,20 @@ class MemoryCatalog:
         where, params = _scope_where(scope)
         return self._db.read(f"SELECT count(*) AS n FROM memories WHERE {where}", params)[0]["n"]
 
-    def lexical(self, scope: Scope, query: str, limit: int) -> list[tuple[str, float]]:
-        """BM25 over memory text in a scope: (id, score) best first; higher is better.
+    def latest_texts(self, scope: Scope, n: int) -> list[str]:
+        """The texts of the last `n` memories written in exactly this scope, oldest first."""
+        if n <= 0:
+            return []
+        row = scope.as_row()
+        rows = self._db.read(
+            "SELECT text FROM memories WHERE user_id = ? AND agent_id = ? AND run_id = ? "
+            "ORDER BY rowid DESC LIMIT ?", (row["user_id"], row["agent_id"], row["run_id"], n))
+        return [r["text"] for r in reversed(rows)]
+
+    def lexical(self, scope: Scope, query: str, limit: int, *, context_weight: float = 1.0
+                ) -> list[tuple[str, float]]:
+        """BM25 over memory text (and, weighted by `context_weight`, each memory's context)
+        in a scope: (id, score) best first; higher is better.
 
         Scores are SQLite FTS5's bm25 with its sign flipped; IDF statistics are those of
         the whole catalog.
@@ -234,12 +246,14 @@ class MemoryCatalog:
             return []
         terms = " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens)
         scope_expr = " AND ".join(scope_tokens(scope.ids()))
-        match = f"scope_tokens : ({scope_expr}) AND text : ({terms})"
+        columns = "{text context}" if context_weight > 0 else "text"
+        match = f"scope_tokens : ({scope_expr}) AND {columns} : ({terms})"
+        weights = f"1.0, {float(context_weight)!r}, 0.0"
         rows = self._db.read(
-            "SELECT m.id AS id, -bm25(memories_fts, 1.0, 0.0) AS score "
+            f"SELECT m.id AS id, -bm25(memories_fts, {weights}) AS score "
             "FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
             "WHERE memories_fts MATCH ? AND m.superseded_at IS NULL "
-            "ORDER BY bm25(memories_fts, 1.0, 0.0) LIMIT ?",
+            f"ORDER BY bm25(memories_fts, {weights}) LIMIT ?",
             (match, limit),
         )
         return [(r["id"], float(r["score"])) for r in rows]
@@ -267,4 +281,5 @@ def _record(row) -> MemoryRecord:
         role=row["role"], actor_id=row["actor_id"], created_at=row["created_at"],
         updated_at=row["updated_at"], superseded_at=row["superseded_at"],
         superseded_by=row["superseded_by"], inferred=bool(row["inferred"]),
+        context=row["context"],
     )

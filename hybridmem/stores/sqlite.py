@@ -18,7 +18,38 @@ from typing import Any
 
 from hybridmem.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# The text index over memories, one statement each (the upgrade from version 2 makes it anew).
+_FTS_SCHEMA = [
+    """
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
+    text, context, scope_tokens, content='memories', content_rowid='rowid',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+""",
+    """
+CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts (rowid, text, context, scope_tokens)
+    VALUES (new.rowid, new.text, new.context, new.scope_tokens);
+END;
+""",
+    """
+CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text, context, scope_tokens)
+    VALUES ('delete', old.rowid, old.text, old.context, old.scope_tokens);
+END;
+""",
+    """
+CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF text, context, scope_tokens
+ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text, context, scope_tokens)
+    VALUES ('delete', old.rowid, old.text, old.context, old.scope_tokens);
+    INSERT INTO memories_fts (rowid, text, context, scope_tokens)
+    VALUES (new.rowid, new.text, new.context, new.scope_tokens);
+END;
+""",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +86,9 @@ CREATE TABLE IF NOT EXISTS memories (
     superseded_at TEXT,
     superseded_by TEXT,
     inferred      INTEGER NOT NULL DEFAULT 0,
+    -- words of the memories stored just before this one in its scope: found by the
+    -- lexical signal, never shown or embedded (version 3)
+    context       TEXT NOT NULL DEFAULT '',
     scope_tokens  TEXT NOT NULL,
     vector        BLOB NOT NULL,
     -- the epoch of the operation that last wrote this row's vector to Milvus
@@ -69,24 +103,7 @@ CREATE INDEX IF NOT EXISTS memories_vepoch ON memories (vepoch);
 -- Memories deleted from the record whose deletion Milvus has not yet made durable.
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
 
-CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
-    text, scope_tokens, content='memories', content_rowid='rowid',
-    tokenize='porter unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts (rowid, text, scope_tokens)
-    VALUES (new.rowid, new.text, new.scope_tokens);
-END;
-CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, text, scope_tokens)
-    VALUES ('delete', old.rowid, old.text, old.scope_tokens);
-END;
-CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF text, scope_tokens ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, text, scope_tokens)
-    VALUES ('delete', old.rowid, old.text, old.scope_tokens);
-    INSERT INTO memories_fts (rowid, text, scope_tokens)
-    VALUES (new.rowid, new.text, new.scope_tokens);
-END;
+{fts}
 
 -- The graph as Kuzu must hold it (Kuzu is rebuilt from these two tables when it diverges).
 CREATE TABLE IF NOT EXISTS entities (
@@ -119,7 +136,7 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id);
 CREATE INDEX IF NOT EXISTS history_user ON history (user_id);
-"""
+""".replace("{fts}", "\n".join(_FTS_SCHEMA))
 
 
 class Database:
@@ -142,6 +159,9 @@ class Database:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             version = self._version()
+            if version == 2:
+                self._upgrade_from_2()
+                version = SCHEMA_VERSION
             if version not in (None, SCHEMA_VERSION):
                 raise StoreError(
                     f"the catalog {path} has schema version {version}; this hybridmem reads "
@@ -153,6 +173,26 @@ class Database:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    def _upgrade_from_2(self) -> None:
+        """Version 2 -> 3: memories get a `context` column, which the text index covers.
+        One transaction: a crash leaves version 2 whole, and the next open upgrades it."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+            for trigger in ("memories_ai", "memories_ad", "memories_au"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            conn.execute("DROP TABLE IF EXISTS memories_fts")
+            for statement in _FTS_SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                         (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _version(self) -> int | None:
         has_meta = self.conn.execute(

@@ -155,6 +155,8 @@ class Writer:
         new_ids: set[str] = set()
         results: list[dict[str, Any]] = []
         first_of_hash: dict[str, str] = {}
+        window = self._config.search.context_memories
+        recent = self._catalog.latest_texts(scope, window) if window else []
         for i, text in enumerate(texts):
             h = hashes[i]
             known = existing.get(h) or first_of_hash.get(h) or near.get(i)
@@ -166,8 +168,9 @@ class Writer:
             record = MemoryRecord(
                 id=str(uuid.uuid4()), text=text, hash=h, metadata=metadata, role=roles[i],
                 actor_id=actors[i], created_at=now, updated_at=None, inferred=infer,
-                **scope.as_row(),
+                context="\n".join(recent[-window:]) if window else "", **scope.as_row(),
             )
+            recent.append(text)
             plan.memories.append(MemoryWrite(record=record, vector=pack_vector(vectors[i]),
                                              event="ADD"))
             plan.history.append(_history(record, "ADD", None, text, now))

@@ -38,3 +38,46 @@ def test_thousand_adds_close_reopen(tmp_path):
         assert top["memory"] == "Durable note 998"
         # Opening and searching wrote no index file: nothing was rebuilt.
         assert index_files(tmp_path) == files
+
+
+# The text index of schema version 2 (before memories had a context column).
+_V2_INDEX = [
+    "CREATE VIRTUAL TABLE memories_fts USING fts5 (text, scope_tokens, content='memories', "
+    "content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_fts "
+    "(rowid, text, scope_tokens) VALUES (new.rowid, new.text, new.scope_tokens); END",
+    "CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN INSERT INTO memories_fts "
+    "(memories_fts, rowid, text, scope_tokens) VALUES ('delete', old.rowid, old.text, "
+    "old.scope_tokens); END",
+]
+
+
+def test_a_version_2_record_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    config = {"data_dir": str(tmp_path), "embedder": {"provider": "hash"}}
+    with Memory.from_config(config) as memory:
+        memory.add("I keep bees in Oslo", user_id="u", infer=False)
+    path = next(tmp_path.glob("*.sqlite"))
+    conn = sqlite3.connect(path)  # made into what hybridmem 0.1 wrote
+    for name in ("memories_ai", "memories_ad", "memories_au"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE memories_fts")
+    conn.execute("ALTER TABLE memories DROP COLUMN context")
+    for statement in _V2_INDEX:
+        conn.execute(statement)
+    conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with Memory.from_config(config) as memory:
+        assert [h["memory"] for h in memory.search(
+            "bees", user_id="u", signals=["bm25"])["results"]] == ["I keep bees in Oslo"]
+        memory.add("My hive is on the roof", user_id="u", infer=False)
+        assert [h["memory"] for h in memory.search(
+            "bees", user_id="u", signals=["bm25"])["results"]] == [
+            "I keep bees in Oslo", "My hive is on the roof"]  # found by its context too
+        assert memory.check()["clean"]
+    version = sqlite3.connect(path).execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    assert version == "3"
