@@ -151,6 +151,19 @@ def test_retraction_ends_an_edge_without_a_new_one(shared_memory, uid):
     assert ended["reason"].startswith("retracted")
 
 
+def test_a_memory_half_contradicted_and_half_said_again_is_superseded(shared_memory, uid):
+    shared_memory.add("My sister Kim lives in Rome", user_id=uid)
+    shared_memory.add("My sister Kim moved to Madrid", user_id=uid)
+    assert [m["memory"] for m in shared_memory.get_all(user_id=uid)["results"]] == [
+        "My sister Kim moved to Madrid"]
+    assert {(r, t) for _, r, t in current(shared_memory, user_id=uid)} == {
+        ("sister", "Kim"), ("lives_in", "Madrid")}
+    # "I like tea" said again beside a new fact does not end the memory it came from
+    shared_memory.add("I like tea", user_id=uid)
+    shared_memory.add("I like tea. I live in Oslo", user_id=uid)
+    assert "I like tea" in {m["memory"] for m in shared_memory.get_all(user_id=uid)["results"]}
+
+
 def test_delete_erases_edges_and_orphan_entities(shared_memory, uid):
     keep = shared_memory.add("My sister Maria lives in Madrid", user_id=uid)
     gone = shared_memory.add("My brother Luis has a cat named Miso", user_id=uid)

@@ -238,7 +238,9 @@ class GraphPlanner:
         state.touch(me.model_copy(update={"name": name, "aliases": list(dict.fromkeys(aliases))}))
 
     def _supersede_memories(self, state: _PlanState, own: set[str], now: str) -> None:
-        """A memory whose every relation was just ended is no longer current."""
+        """A memory whose every relation was just ended, or ended and the rest said again
+        by this add, is no longer current ("My sister Kim lives in Rome", then "My sister
+        Kim moved to Madrid": the sister relation lives on in the new memory)."""
         ended_edges = [state.graph.edge_by_id[i] for i in state.ended]
         memory_ids = {m for e in ended_edges for m in e.memory_ids} - own - state.judged
         if not memory_ids:
@@ -249,7 +251,8 @@ class GraphPlanner:
                 by_memory.setdefault(m, []).append(edge)
         for memory_id in sorted(memory_ids):
             edges = by_memory.get(memory_id, [])
-            if not edges or not all(not e.valid or e.id in state.ended for e in edges):
+            if not edges or not all(not e.valid or e.id in state.ended
+                                    or own & set(state.support_of(e)) for e in edges):
                 continue
             by_edge = next((state.ended[e.id][0] for e in edges if e.id in state.ended), None)
             by_memory_id = next(
@@ -355,6 +358,10 @@ class _PlanState:
             if ends == wanted and edge.valid and live:
                 return edge
         return None
+
+    def support_of(self, edge: EdgeRecord) -> list[str]:
+        """The memories an existing edge rests on once this plan is applied."""
+        return self._support.get(edge.id, edge.memory_ids)
 
     def support(self, edge: EdgeRecord, memory_ids: list[str]) -> None:
         if any(e.id == edge.id for e in self.plan.edges):
