@@ -180,3 +180,18 @@ def test_a_turn_is_found_by_the_words_of_the_turns_before_it(tmp_path):
             memory.add(turn, user_id="u", infer=False)
         assert [h["memory"] for h in memory.search(
             "pottery", user_id="u", limit=3, signals=["bm25"])["results"]] == [turns[0]]
+
+
+def test_deleted_or_changed_words_leave_the_context_too(tmp_path):
+    from hybridmem import Memory
+
+    config = {"data_dir": str(tmp_path), "embedder": {"provider": "hash"}}
+    with Memory.from_config(config) as memory:
+        ids = [memory.add(turn, user_id="u", infer=False)["results"][0]["id"] for turn in (
+            "My locker code is zebra", "I parked on level 3", "Lunch was good")]
+        memory.delete(ids[0])
+        assert memory.search("zebra", user_id="u", signals=["bm25"])["results"] == []
+        memory.update(ids[1], "I parked on level 5 near the gate")
+        found = memory.search("gate", user_id="u", signals=["bm25"])["results"]
+        assert [h["memory"] for h in found] == ["I parked on level 5 near the gate",
+                                                "Lunch was good"]

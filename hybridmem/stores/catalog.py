@@ -56,6 +56,10 @@ class MemoryCatalog:
             for r, v in zip(records, vectors, strict=True)
         ]
         with self._db.transaction() as conn:
+            changed = [(r, self._texts([r.id]).get(r.id)) for r in records]
+            for record, old in changed:
+                if old is not None and old[0] != record.text:
+                    self._restate(conn, old, record.text)
             conn.executemany(
                 f"INSERT INTO memories ({_COLUMNS}, scope_tokens, vector, vepoch) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -71,12 +75,42 @@ class MemoryCatalog:
         """Delete rows by id; their Milvus deletion is owed until a flush at >= `epoch`."""
         rows = [(i,) for i in ids]
         with self._db.transaction() as conn:
+            for old in self._texts([i for (i,) in rows]).values():
+                self._restate(conn, old, None)
             conn.executemany("DELETE FROM memories WHERE id = ?", rows)
             conn.executemany(
                 "INSERT INTO tombstones (id, epoch) VALUES (?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch",
                 [(i, epoch) for (i,) in rows],
             )
+
+    def _texts(self, ids: list[str]) -> dict[str, tuple[str, str, str, str]]:
+        """id -> (text, user_id, agent_id, run_id) of existing rows."""
+        out = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._db.read("SELECT id, text, user_id, agent_id, run_id FROM memories "
+                                   f"WHERE id IN ({marks})", chunk):
+                out[r["id"]] = (r["text"], r["user_id"], r["agent_id"], r["run_id"])
+        return out
+
+    @staticmethod
+    def _restate(conn, old: tuple[str, str, str, str], new_text: str | None) -> None:
+        """A memory's text changed (or it was deleted, `new_text` None): the contexts that
+        quote it say the new text (or no longer say it), so deleted words stay deleted."""
+        text, *scope = old
+        line = _context_line(text)
+        rows = conn.execute(
+            "SELECT id, context FROM memories WHERE user_id = ? AND agent_id = ? AND "
+            "run_id = ? AND instr(context, ?) > 0", (*scope, line)).fetchall()
+        for row in rows:
+            lines = row["context"].split(_CONTEXT_SEPARATOR)
+            if line not in lines:
+                continue  # the words only appear inside another memory's text
+            kept = [(new_text if item == line else item) for item in lines]
+            conn.execute("UPDATE memories SET context = ? WHERE id = ?",
+                         (context_of([t for t in kept if t is not None]), row["id"]))
 
     # ---------------------------------------------------------------- projection
 
@@ -257,6 +291,20 @@ class MemoryCatalog:
             (match, limit),
         )
         return [(r["id"], float(r["score"])) for r in rows]
+
+
+# Between the texts of a context: a character no text keeps (it is turned into a space),
+# so one text is one item and FTS5 reads it as a word break.
+_CONTEXT_SEPARATOR = "\x1f"
+
+
+def _context_line(text: str) -> str:
+    return text.replace(_CONTEXT_SEPARATOR, " ")
+
+
+def context_of(texts: list[str]) -> str:
+    """The context a memory stores: the texts of the memories before it, oldest first."""
+    return _CONTEXT_SEPARATOR.join(_context_line(t) for t in texts)
 
 
 def _scope_where(scope: Scope | None) -> tuple[str, list[str]]:

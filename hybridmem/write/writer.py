@@ -46,7 +46,7 @@ from hybridmem.records import (
 )
 from hybridmem.scope import Scope
 from hybridmem.stores.base import GraphStore, VectorStore
-from hybridmem.stores.catalog import MemoryCatalog
+from hybridmem.stores.catalog import MemoryCatalog, context_of
 from hybridmem.stores.journal import Journal, PendingOp
 from hybridmem.stores.mirror import GraphMirror
 from hybridmem.stores.projection import Projections
@@ -168,7 +168,7 @@ class Writer:
             record = MemoryRecord(
                 id=str(uuid.uuid4()), text=text, hash=h, metadata=metadata, role=roles[i],
                 actor_id=actors[i], created_at=now, updated_at=None, inferred=infer,
-                context="\n".join(recent[-window:]) if window else "", **scope.as_row(),
+                context=context_of(recent[-window:]) if window else "", **scope.as_row(),
             )
             recent.append(text)
             plan.memories.append(MemoryWrite(record=record, vector=pack_vector(vectors[i]),
