@@ -341,3 +341,20 @@ def test_a_contradiction_without_a_triple_is_caught_by_the_judge(fake_openai, tm
         assert history == ["ADD", "SUPERSEDE"]
         assert memory.search("Am I vegetarian?", user_id="u")["results"][0]["memory"] == (
             "I eat meat again")
+
+
+def test_the_rules_relations_win_over_the_models_on_the_same_object():
+    from hybridmem.providers.extract import SELF, LLMExtractor, Message
+
+    class Answers:  # what a small model answered for these messages
+        def ask(self, **_):
+            return extraction(
+                ["Bruce Wayne is Batman", "My son Leo is allergic to peanuts", "I surf"],
+                [("USER", "is", "Batman", 0, False), ("Leo", "allergic_to", "peanuts", 1, False),
+                 ("USER", "likes", "surfing", 2, False)])
+
+    said = "Bruce Wayne is Batman. My son Leo is allergic to peanuts. I surf."
+    got = LLMExtractor(Answers()).extract([Message("user", said)])
+    assert {(r.source, r.relation, r.target, r.fact_index) for r in got.relations} == {
+        ("Bruce Wayne", "is", "Batman", 0), (SELF, "son", "Leo", 1),
+        ("Leo", "allergic_to", "peanuts", 1), (SELF, "likes", "surfing", 2)}

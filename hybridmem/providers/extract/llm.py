@@ -22,6 +22,8 @@ from typing import Any
 
 from hybridmem.providers.chat import JSONChat
 from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
+from hybridmem.providers.extract.merge import with_rules
+from hybridmem.providers.extract.rules import RulesExtractor
 from hybridmem.schemas import load_schema
 from hybridmem.text import clean_text, entity_key, relation_name
 from hybridmem.vocabulary import RELATION_ALIASES, object_type, subject_type
@@ -94,6 +96,7 @@ class LLMExtractor:
 
     def __init__(self, chat: JSONChat, custom_prompt: str | None = None) -> None:
         self._chat = chat
+        self._rules = RulesExtractor()
         self._system = SYSTEM_PROMPT + (f"\n\n{custom_prompt}" if custom_prompt else "")
 
     def extract(self, messages: list[Message], *, user_name: str | None = None) -> Extraction:
@@ -107,7 +110,8 @@ class LLMExtractor:
                                 schema=load_schema("extraction"),
                                 normalize=lambda raw: normalize(raw, counter),
                                 max_tokens=answer_budget(said))
-        extraction = to_extraction(answer, user_name)
+        extraction = with_rules(to_extraction(answer, user_name),
+                                self._rules.extract(messages, user_name=user_name))
         extraction.dropped += counter.n
         if extraction.dropped:
             log.info("extraction: dropped %d unreadable items of the model's answer",
