@@ -132,6 +132,15 @@ class GraphRules(_Strict):
             ("prefers", "dislikes"),
         ]
     )
+    # Relations a subject holds many of at once: another object is never a contradiction,
+    # so the LLM judge is not asked ("I like tea" and "I like coffee"; two friends).
+    coexisting: list[str] = Field(
+        default_factory=lambda: [
+            "likes", "loves", "enjoys", "prefers", "dislikes", "hates", "friend",
+            "best_friend", "sister", "brother", "son", "daughter", "cousin", "colleague",
+            "neighbor", "has_dog", "has_cat", "has_pet",
+        ]
+    )
     # Cosine similarity of entity-name embeddings above which two names in one scope are
     # the same entity, when neither the normalised key nor an alias matched.
     # Measured in benchmarks/entity_resolution.py: precision 1.0, recall 0.78 at 0.88 on

@@ -266,3 +266,26 @@ def test_made_up_names_one_letter_apart_never_merge(shared_memory, uid):
     people = [d["name"] for _, d in shared_memory.graph(user_id=uid).nodes(data=True)
               if d["type"] == "person" and not d["is_user"]]
     assert sorted(people) == names
+
+
+def test_another_liked_thing_is_not_asked_about(fake_openai, tmp_path):
+    """Two objects of a relation a subject holds many of: the graph knows both hold, so
+    no conflict call is made and nothing ends, whatever a judge would have said."""
+    from tests.conftest import llm_config
+    from tests.fake_openai import tool_reply
+
+    def answer(body):
+        if body.get("tools") and body["tools"][0]["function"]["name"] == "judge_conflicts":
+            return tool_reply({"contradicted": ["1"]}, "judge_conflicts")  # a wrong judge
+        said = body["messages"][-1]["content"].split("User: ")[-1]
+        thing = said.split()[-1].strip(".")
+        return tool_reply({"facts": [{"text": said, "relations": [
+            {"subject": "USER", "relation": "likes", "object": thing, "negated": False}]}]})
+
+    fake_openai.chat_handler = answer
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add("I like tea", user_id="u")
+        memory.add("I like coffee", user_id="u")
+        assert {m["memory"] for m in memory.get_all(user_id="u")["results"]} == {
+            "I like tea", "I like coffee"}
+        assert len(fake_openai.chat_requests()) == 2  # two extractions, no judge call

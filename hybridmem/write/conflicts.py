@@ -38,6 +38,7 @@ class ConflictRules:
 
     def __init__(self, rules: GraphRules) -> None:
         self.single_valued = set(rules.single_valued)
+        self.coexisting = set(rules.coexisting)
         self.opposites: dict[str, set[str]] = {}
         for a, b in rules.opposites:
             self.opposites.setdefault(a, set()).add(b)
@@ -57,11 +58,17 @@ class ConflictRules:
             return f"opposite polarity: '{new.relation}' replaces '{old.relation}'"
         return None
 
+    def coexists(self, new: NewEdge, old: EdgeRecord) -> bool:
+        """Whether `old` is another object of a relation a subject holds many of."""
+        return (old.source_id == new.source_id and old.relation == new.relation
+                and old.relation in self.coexisting and old.target_id != new.target_id)
+
     def is_candidate(self, new: NewEdge, old: EdgeRecord) -> bool:
         """Whether an LLM should judge `old` against `new` (the rules could not decide)."""
         if old.source_id != new.source_id or not old.valid or old.id == new.id:
             return False
-        same_relation = old.relation == new.relation and old.target_id != new.target_id
+        same_relation = (old.relation == new.relation and old.target_id != new.target_id
+                         and not self.coexists(new, old))
         same_object = old.target_id == new.target_id and old.relation != new.relation
         return same_relation or same_object
 

@@ -173,6 +173,7 @@ class GraphPlanner:
                     candidates[old.id] = old
         # Memories whose edges the rules just ended are decided already.
         decided = {m for i in state.ended for m in state.graph.edge_by_id[i].memory_ids}
+        decided |= self._compatible_memories(state, new_edges)
         memories = [m for m in near if m.id not in facts.memory_ids and m.id not in decided]
         if self._judge is None or not (candidates or memories):
             return
@@ -188,6 +189,22 @@ class GraphPlanner:
                 state.invalidate(old, by, reason, now)
             else:
                 self._contradicted_memory(state, memories[i - len(edges)], facts, reason, now)
+
+    def _compatible_memories(self, state: _PlanState, new_edges: list[NewEdge]) -> set[str]:
+        """Memories whose every current relation is another object of a relation the new
+        statement adds to ("I like tea" when "I like coffee" is said): the graph already
+        knows both hold, so the judge is not asked about them."""
+        if not new_edges:
+            return set()
+        fresh = {n.id for n in new_edges}
+        by_memory: dict[str, list[EdgeRecord]] = {}
+        for edge in state.graph.edges:
+            if edge.id in fresh or edge.id in state.gone or not edge.valid:
+                continue
+            for m in edge.memory_ids:
+                by_memory.setdefault(m, []).append(edge)
+        return {m for m, edges in by_memory.items()
+                if all(any(self._rules.coexists(n, e) for n in new_edges) for e in edges)}
 
     def _contradicted_memory(self, state: _PlanState, memory: MemoryRecord, facts: FactLinks,
                              reason: str, now: str) -> None:
