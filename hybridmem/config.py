@@ -117,11 +117,13 @@ class GraphStoreConfig(_Strict):
 class GraphRules(_Strict):
     """How the graph decides that a new relation contradicts an old one."""
 
-    # Relations a subject can hold only one active value of.
+    # Relations a subject can hold only one active value of ("favorite_*": any relation
+    # whose name starts so; a favourite is one).
     single_valued: list[str] = Field(
         default_factory=lambda: [
             "name", "age", "lives_in", "works_at", "works_as", "is_from", "born_in",
             "birthday", "married_to", "job_title", "nationality", "email", "phone",
+            "favorite_*",
         ]
     )
     # Pairs of relations with opposite polarity on the same object.

@@ -164,6 +164,13 @@ def test_a_memory_half_contradicted_and_half_said_again_is_superseded(shared_mem
     assert "I like tea" in {m["memory"] for m in shared_memory.get_all(user_id=uid)["results"]}
 
 
+def test_a_new_favourite_ends_the_old_one(shared_memory, uid):
+    shared_memory.add("My favorite season is autumn", user_id=uid)
+    shared_memory.add("My favorite season is spring now", user_id=uid)
+    assert {(r, t) for _, r, t in current(shared_memory, user_id=uid)} == {
+        ("favorite_season", "spring")}
+
+
 def test_delete_erases_edges_and_orphan_entities(shared_memory, uid):
     keep = shared_memory.add("My sister Maria lives in Madrid", user_id=uid)
     gone = shared_memory.add("My brother Luis has a cat named Miso", user_id=uid)

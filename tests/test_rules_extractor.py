@@ -55,6 +55,7 @@ def triples(text: str) -> set[tuple[str, str, str, bool]]:
                                             ("Ravi", "works_at", "Mercy", False)}),
         ("I broke up with Lars", {(SELF, "partner", "Lars", True)}),
         ("I quit my job at Vance", {(SELF, "works_at", "Vance", True)}),
+        ("My favourite sport is rugby now", {(SELF, "favorite_sport", "rugby", False)}),
         ("I moved out of Leeds", {(SELF, "lives_in", "Leeds", True)}),
     ],
 )

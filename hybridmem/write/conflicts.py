@@ -37,7 +37,8 @@ class ConflictRules:
     """The rule-based part: single-valued relations and opposite polarity."""
 
     def __init__(self, rules: GraphRules) -> None:
-        self.single_valued = set(rules.single_valued)
+        self.single_valued = {r for r in rules.single_valued if not r.endswith("*")}
+        self._single_prefixes = tuple(r[:-1] for r in rules.single_valued if r.endswith("*"))
         self.coexisting = set(rules.coexisting)
         self.opposites: dict[str, set[str]] = {}
         for a, b in rules.opposites:
@@ -49,7 +50,7 @@ class ConflictRules:
         if old.source_id != new.source_id or not old.valid:
             return None
         if old.relation == new.relation and old.target_id != new.target_id and (
-            new.relation in self.single_valued
+            new.relation in self.single_valued or new.relation.startswith(self._single_prefixes)
         ):
             return f"single-valued relation '{new.relation}' now has another value"
         if old.target_id == new.target_id and old.relation in self.opposites.get(

@@ -374,6 +374,10 @@ _PATTERNS = [
              lambda m: [_rel(SELF, "studies_at", m.group(1))]),
     _Pattern(rf"I\s+{_JUST}(?:took|picked)\s+up\s+({SHORT_OBJ}){WHEN}",
              lambda m: _preference(SELF, "like", m.group(1))),
+    # "My favorite color is green (now)": a favourite is one (single-valued).
+    _Pattern(rf"my\s+(?:new\s+)?favou?rite\s+([a-z]+)\s+is\s+(?:now\s+)?({SHORT_OBJ})"
+             rf"(?:\s+now)?", lambda m: [_rel(SELF, f"favorite_{m.group(1).lower()}",
+                                                _object(m.group(2)) or m.group(2))]),
     _Pattern(r"I\s+(?:just\s+)?turned\s+(\d{1,3})", lambda m: [_rel(SELF, "age", m.group(1))]),
     # "John is my brother".
     _Pattern(rf"({NAME})\s+is\s+my\s+({_KIN})",
