@@ -61,6 +61,12 @@ class GraphMirror:
             self._put_entities(conn, entities)
             self._put_edges(conn, edges)
 
+    def remove(self, entity_ids: Iterable[str], edge_ids: Iterable[str]) -> None:
+        """Delete rows by id (used when the record is rebuilt from a graph ahead of it)."""
+        with self._db.transaction() as conn:
+            conn.executemany("DELETE FROM edges WHERE id = ?", [(i,) for i in edge_ids])
+            conn.executemany("DELETE FROM entities WHERE id = ?", [(i,) for i in entity_ids])
+
     @staticmethod
     def _put_entities(conn, entities: list[EntityRecord]) -> None:
         conn.executemany(

@@ -390,17 +390,41 @@ class Projections:
         if owner is not None and owner != self.store_id:
             self._db.set_meta({"store_id": owner})
             self.store_id = owner
-        known = self._catalog.all_ids() | set(self._catalog.tombstones())
-        lost = sorted(self._vectors.all_ids() - known)
-        entities = [e for e in self._graph.entities(None)
-                    if e.id not in self._mirror.entities_by_id([e.id])]
-        edges = self._graph.edges(None, include_invalid=True)
-        have = self._mirror.edges_by_id([e.id for e in edges])
-        edges = [e for e in edges if e.id not in have]
+        record_epoch = self._epochs()[0]
+        # An engine durable past the record saw every write the record lost: updates and
+        # deletes as well as adds, so there it is taken as it is, not only for what the
+        # record lacks.
+        vectors_ahead = bool(vector_mark and vector_mark[1] > record_epoch)
+        graph_ahead = bool(graph_mark and graph_mark[1] > record_epoch)
+        in_milvus = self._vectors.all_ids()
+        recorded = self._catalog.all_ids()
+        known = recorded | set(self._catalog.tombstones())
+        lost = sorted(in_milvus - known)
+        deleted_after = sorted(recorded - in_milvus) if vectors_ahead else []
+        changed = []
+        if vectors_ahead:
+            mine = self._catalog.by_ids(recorded & in_milvus)
+            changed = [r["id"] for r in self._vectors.rows(sorted(mine))
+                       if r["hash"] != mine[r["id"]].hash]
+        graph_entities = self._graph.entities(None)
+        graph_edges = self._graph.edges(None, include_invalid=True)
+        if graph_ahead:
+            entities, edges = graph_entities, graph_edges
+            gone_entities = {e.id for e in self._mirror.entities()} - {e.id for e in entities}
+            gone_edges = {e.id for e in self._mirror.edges()} - {e.id for e in edges}
+        else:
+            entities = [e for e in graph_entities
+                        if e.id not in self._mirror.entities_by_id([e.id])]
+            have = self._mirror.edges_by_id([e.id for e in graph_edges])
+            edges = [e for e in graph_edges if e.id not in have]
+            gone_entities, gone_edges = set(), set()
         supported = {m for e in self._mirror.edges() + edges for m in e.memory_ids}
-        epoch = max(self._epochs()[0], vector_mark[1] if vector_mark else 0,
+        epoch = max(record_epoch, vector_mark[1] if vector_mark else 0,
                     graph_mark[1] if graph_mark else 0)
+        lost = sorted(set(lost) | set(changed))
         with self._db.transaction():
+            if deleted_after:
+                self._catalog.delete(deleted_after, epoch)
             for start in range(0, len(lost), 1000):
                 rows = self._vectors.rows(lost[start : start + 1000])
                 records = [_record_from_milvus(r, r["id"] in supported) for r in rows]
@@ -409,10 +433,12 @@ class Projections:
                         [np.asarray(r["vector"], dtype=np.float32) for r in rows]), epoch)
                     self._journal.write_history([_recovered(r) for r in records])
             self._mirror.put(entities, edges)
+            self._mirror.remove(gone_entities, gone_edges)
             self._db.set_meta({"epoch": epoch, "vector_epoch": 0})
         report.add("memories_recovered", len(lost),
-                   f"took back {len(lost)} memories from Milvus (history before this "
-                   "repair is lost for them)")
+                   f"took back {len(lost)} memories from Milvus, {len(changed)} of them "
+                   f"changed after the record's copy (history before this repair is lost "
+                   f"for them); {len(deleted_after)} deleted after it")
         report.add("graph_rows_recovered", len(entities) + len(edges),
                    f"took back {len(entities)} entities and {len(edges)} edges from Kuzu")
         report.found.update(self.repair().found)
