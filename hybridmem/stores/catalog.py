@@ -56,8 +56,9 @@ class MemoryCatalog:
             for r, v in zip(records, vectors, strict=True)
         ]
         with self._db.transaction() as conn:
-            changed = [(r, self._texts([r.id]).get(r.id)) for r in records]
-            for record, old in changed:
+            before = self._texts([r.id for r in records])  # one read for the batch
+            for record in records:
+                old = before.get(record.id)
                 if old is not None and old[0] != record.text:
                     self._restate(conn, old, record.text)
             conn.executemany(
