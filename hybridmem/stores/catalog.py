@@ -76,9 +76,11 @@ class MemoryCatalog:
         """Delete rows by id; their Milvus deletion is owed until a flush at >= `epoch`."""
         rows = [(i,) for i in ids]
         with self._db.transaction() as conn:
-            for old in self._texts([i for (i,) in rows]).values():
-                self._restate(conn, old, None)
+            gone = self._texts([i for (i,) in rows])
             conn.executemany("DELETE FROM memories WHERE id = ?", rows)
+            # after the delete: a delete_all leaves no context to scan, not one scan per row
+            for old in gone.values():
+                self._restate(conn, old, None)
             conn.executemany(
                 "INSERT INTO tombstones (id, epoch) VALUES (?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch",

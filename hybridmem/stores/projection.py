@@ -413,8 +413,8 @@ class Projections:
             gone_entities = {e.id for e in self._mirror.entities()} - {e.id for e in entities}
             gone_edges = {e.id for e in self._mirror.edges()} - {e.id for e in edges}
         else:
-            entities = [e for e in graph_entities
-                        if e.id not in self._mirror.entities_by_id([e.id])]
+            have_entities = self._mirror.entities_by_id([e.id for e in graph_entities])
+            entities = [e for e in graph_entities if e.id not in have_entities]
             have = self._mirror.edges_by_id([e.id for e in graph_edges])
             edges = [e for e in graph_edges if e.id not in have]
             gone_entities, gone_edges = set(), set()
