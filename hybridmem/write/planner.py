@@ -173,8 +173,10 @@ class GraphPlanner:
                     candidates[old.id] = old
         # Memories whose edges the rules just ended are decided already.
         decided = {m for i in state.ended for m in state.graph.edge_by_id[i].memory_ids}
-        decided |= self._compatible_memories(state, new_edges)
         memories = [m for m in near if m.id not in facts.memory_ids and m.id not in decided]
+        if self._judge is not None and memories:  # only a judge call needs it
+            compatible = self._compatible_memories(state, new_edges)
+            memories = [m for m in memories if m.id not in compatible]
         if self._judge is None or not (candidates or memories):
             return
         edges = list(candidates.values())
