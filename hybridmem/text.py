@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import unicodedata
-from functools import cache
 
 _WS = re.compile(r"\s+")
 # Dashes and hyphens of every script fold to "-" so "Spider‑Man" (U+2011) == "Spider-Man".
@@ -86,11 +86,17 @@ def content_tokens(text: str) -> list[str]:
     return [t for t in tokenize(text) if t not in STOPWORDS]
 
 
-@cache
-def _stemmer():
-    import snowballstemmer
+_per_thread = threading.local()
 
-    return snowballstemmer.stemmer("english")
+
+def _stemmer():
+    """This thread's English stemmer (PyStemmer's stemmers hold state: one per thread)."""
+    stemmer = getattr(_per_thread, "stemmer", None)
+    if stemmer is None:
+        import Stemmer  # PyStemmer
+
+        stemmer = _per_thread.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def stems(text: str) -> list[str]:

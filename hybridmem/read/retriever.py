@@ -95,20 +95,22 @@ class Retriever:
         Returns (candidates, visible memory records by id, the pool, the scope graph).
         """
         pool = _Pool()
+        # The lexical signals go first: in a fresh process the embedding model is still
+        # loading in the background, and they need no vector (fusion does not depend on
+        # the order candidates arrive in).
+        if "bm25" in signals:
+            self._memory_bm25_signal(pool, query, scope, k)
+        graph = self._snapshots.get(scope) if ("graph" in signals or "bm25" in signals) else None
+        has_edges = graph is not None and bool(graph.edges)
+        if has_edges and "bm25" in signals:
+            self._relation_bm25_signal(pool, query, graph, k)
         query_vector = (self._embedder.embed([query])[0]
                         if "vector" in signals or "graph" in signals else None)
         if "vector" in signals:
             self._vector_signal(pool, query_vector, scope, k, where)
-        if "bm25" in signals:
-            self._memory_bm25_signal(pool, query, scope, k)
-        if "vector" in signals:
             self._fill_cosines(pool, query_vector)
-        graph = self._snapshots.get(scope) if ("graph" in signals or "bm25" in signals) else None
-        if graph is not None and graph.edges:
-            if "graph" in signals:
-                self._graph_signal(pool, query, query_vector, graph)
-            if "bm25" in signals:
-                self._relation_bm25_signal(pool, query, graph, k)
+        if has_edges and "graph" in signals:
+            self._graph_signal(pool, query, query_vector, graph)
         kept, visible = self._visible(pool, scope, where)
         return kept, visible, pool, graph
 
@@ -137,7 +139,8 @@ class Retriever:
     def _fill_cosines(self, pool: _Pool, query_vector: np.ndarray) -> None:
         """Lexical-only candidates get their real cosine too, so fusion compares like with
         like (one primary-key read of the record's vectors, no second search)."""
-        missing = [c.id for c in pool.candidates.values() if "vector" not in c.raw]
+        missing = [c.id for c in pool.candidates.values()
+                   if c.kind == "memory" and "vector" not in c.raw]
         for memory_id, vector in self._catalog.vectors(missing).items():
             pool.candidates[memory_id].raw["vector"] = float(vector @ query_vector)
 

