@@ -257,6 +257,29 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
 
     assert edges(cached) == edges(fresh) and entities(cached) == entities(fresh)
     assert {cached.text(e) for e in cached.edges} >= {"Lena lives in Lima", "Lena loves jazz"}
+    # The indexes carried from snapshot to snapshot (edges by source, the entity resolver
+    # the adds built once) answer as ones built from the fresh load do.
+    for entity in fresh.entities:
+        assert ({e.id for e in cached.edges_from(entity.id)}
+                == {e.id for e in fresh.edges_from(entity.id)})
+    from hybridmem.records import SELF_KEY
+    from hybridmem.write.resolve import EntityResolver
+
+    built = []
+
+    def build(entities):
+        built.append(len(entities))
+        return EntityResolver(entities, 0.88)
+
+    carried = cached.entity_index(scope, "resolver", build)
+    assert built == []  # the adds built it; each patched snapshot carried it on
+    rebuilt = fresh.entity_index(scope, "resolver", build)
+    for name, kind in [("Lena", "person"), ("lena", "person"), ("Oslo", "place"),
+                       ("Lima", "place"), ("tea", "other"), ("jazz", "other"),
+                       ("Kofi", "person"), ("Kof", "name")]:
+        found, expected = carried.lookup(name, kind), rebuilt.lookup(name, kind)
+        assert (found and found.id) == (expected and expected.id), name
+    assert carried.by_key(SELF_KEY).id == rebuilt.by_key(SELF_KEY).id
 
 
 def test_made_up_names_one_letter_apart_never_merge(shared_memory, uid):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 
@@ -18,14 +20,59 @@ from hybridmem.stores.base import GraphStore
 from hybridmem.text import STOPWORDS, tokenize
 
 
-class ScopeGraph:
-    """Entities and active edges of one read scope, with derived indexes built on demand."""
+class EntityIndex(Protocol):
+    """An index over one exact scope's entities that a snapshot carries forward (the write
+    path's entity resolver is one)."""
 
-    def __init__(self, entities: list[EntityRecord], edges: list[EdgeRecord]) -> None:
-        self.entities = entities
-        self.edges = edges
-        self.entity_by_id = {e.id: e for e in entities}
-        self.edge_by_id = {e.id: e for e in edges}
+    def patched(self, changed: list[EntityRecord], dropped: set[str]) -> EntityIndex:
+        """A copy with `changed` entities added or replaced and `dropped` ids removed."""
+        ...
+
+
+class ScopeGraph:
+    """Entities and active edges of one read scope, with derived indexes built on demand.
+
+    A snapshot is never changed once built: a write makes a patched copy (`patched`),
+    whose cost grows with what the write changed, not with the scope, so adds stay flat
+    as a scope's graph grows.
+    """
+
+    def __init__(self, entities: list[EntityRecord] | dict[str, EntityRecord],
+                 edges: list[EdgeRecord] | dict[str, EdgeRecord]) -> None:
+        self.entity_by_id = (entities if isinstance(entities, dict)
+                             else {e.id: e for e in entities})
+        self.edge_by_id = edges if isinstance(edges, dict) else {e.id: e for e in edges}
+        self._entity_indexes: dict[tuple[tuple[str, str, str], str], EntityIndex] = {}
+        self._from: dict[str, tuple[str, ...]] | None = None
+
+    @cached_property
+    def entities(self) -> list[EntityRecord]:
+        """Every entity of the scope."""
+        return list(self.entity_by_id.values())
+
+    @cached_property
+    def edges(self) -> list[EdgeRecord]:
+        """Every active edge of the scope, oldest first."""
+        return list(self.edge_by_id.values())
+
+    def edges_from(self, source_id: str) -> list[EdgeRecord]:
+        """The active edges whose source is `source_id`."""
+        if self._from is None:
+            out: dict[str, list[str]] = {}
+            for edge in self.edge_by_id.values():
+                out.setdefault(edge.source_id, []).append(edge.id)
+            self._from = {k: tuple(v) for k, v in out.items()}
+        return [self.edge_by_id[i] for i in self._from.get(source_id, ())]
+
+    def entity_index(self, scope: Scope, name: str,
+                     build: Callable[[list[EntityRecord]], EntityIndex]) -> EntityIndex:
+        """The index `name` over the entities of exactly `scope`, built once by `build`
+        and then carried to each patched copy of this snapshot."""
+        key = (_exact_key(scope), name)
+        index = self._entity_indexes.get(key)
+        if index is None:
+            index = self._entity_indexes[key] = build(self.exact(scope))
+        return index
 
     def patched(self, plan: WritePlan, scope: Scope) -> ScopeGraph | None:
         """This graph with `plan` applied, or None when the plan changes nothing in it."""
@@ -33,8 +80,8 @@ class ScopeGraph:
         edges = [e for e in plan.edges if scope.contains(e.model_dump())]
         support = {c.edge_id: c.memory_ids for c in plan.support if c.edge_id in self.edge_by_id}
         ended = {i.edge_id for i in plan.invalidations} | set(plan.delete_edge_ids)
-        ended &= set(self.edge_by_id)
-        dropped = set(plan.delete_entity_ids) & set(self.entity_by_id)
+        ended &= self.edge_by_id.keys()
+        dropped = set(plan.delete_entity_ids) & self.entity_by_id.keys()
         if not (entities or edges or support or ended or dropped):
             return None
         merged = {**self.entity_by_id, **entities}
@@ -42,31 +89,58 @@ class ScopeGraph:
             merged.pop(entity_id, None)
         renamed = {i for i, e in entities.items()
                    if i in self.entity_by_id and self.entity_by_id[i].name != e.name}
-        kept: list[EdgeRecord] = []
-        for edge in [*self.edges, *edges]:
-            if edge.id in ended or edge.source_id in dropped or edge.target_id in dropped:
-                continue
-            update: dict = {}
-            if edge.id in support:
-                update["memory_ids"] = support[edge.id]
-            if edge.source_id in renamed:
-                update["source_name"] = merged[edge.source_id].name
-            if edge.target_id in renamed:
-                update["target_name"] = merged[edge.target_id].name
-            kept.append(edge.model_copy(update=update) if update else edge)
-        return ScopeGraph(list(merged.values()), kept)
+        kept = dict(self.edge_by_id)  # one C-level copy; the loops below touch the changes
+        for edge_id in ended:
+            del kept[edge_id]
+        for edge in edges:
+            kept[edge.id] = edge
+        if dropped or renamed:  # rare (a delete, a learned name): one pass over the edges
+            for edge in list(kept.values()):
+                if edge.source_id in dropped or edge.target_id in dropped:
+                    del kept[edge.id]
+                elif edge.source_id in renamed or edge.target_id in renamed:
+                    source, target = merged.get(edge.source_id), merged.get(edge.target_id)
+                    kept[edge.id] = edge.model_copy(update={
+                        "source_name": source.name if source else edge.source_name,
+                        "target_name": target.name if target else edge.target_name})
+        for edge_id, memory_ids in support.items():
+            if edge_id in kept:
+                kept[edge_id] = kept[edge_id].model_copy(update={"memory_ids": memory_ids})
+        fresh = ScopeGraph(merged, kept)
+        for (exact, name), index in self._entity_indexes.items():
+            changed = [e for e in entities.values() if _exact_key(e) == exact]
+            gone = {i for i in dropped if _exact_key(self.entity_by_id[i]) == exact}
+            fresh._entity_indexes[(exact, name)] = (
+                index.patched(changed, gone) if changed or gone else index)
+        if self._from is not None and not (dropped or renamed):
+            fresh._from = self._patched_from(kept, ended, edges)
+        return fresh
+
+    def _patched_from(self, kept: dict[str, EdgeRecord], ended: set[str],
+                      added: list[EdgeRecord]) -> dict[str, tuple[str, ...]]:
+        index = dict(self._from or {})
+        for edge_id in ended:
+            source = self.edge_by_id[edge_id].source_id
+            rest = tuple(i for i in index.get(source, ()) if i != edge_id)
+            if rest:
+                index[source] = rest
+            else:
+                index.pop(source, None)
+        for edge in added:
+            if edge.id in kept and edge.id not in index.get(edge.source_id, ()):
+                index[edge.source_id] = (*index.get(edge.source_id, ()), edge.id)
+        return index
 
     def exact(self, scope: Scope) -> list[EntityRecord]:
         """The entities written with exactly this scope's ids."""
-        return self._by_exact_scope.get((scope.user_id or "", scope.agent_id or "",
-                                         scope.run_id or ""), [])
+        return self._by_exact_scope.get(_exact_key(scope), [])
 
     @cached_property
     def _by_exact_scope(self) -> dict[tuple[str, str, str], list[EntityRecord]]:
         # An add asks for its exact scope's entities several times; group them once.
         out: dict[tuple[str, str, str], list[EntityRecord]] = {}
-        for e in self.entities:
-            out.setdefault((e.user_id, e.agent_id, e.run_id), []).append(e)
+        for e in self.entity_by_id.values():
+            out.setdefault(_exact_key(e), []).append(e)
         return out
 
     def text(self, edge: EdgeRecord) -> str:
@@ -119,6 +193,10 @@ class ScopeGraph:
         if not ids:
             return [], None
         return ids, np.vstack([unpack_vector(self.entity_by_id[i].embedding) for i in ids])
+
+
+def _exact_key(ids: Scope | EntityRecord) -> tuple[str, str, str]:
+    return (ids.user_id or "", ids.agent_id or "", ids.run_id or "")
 
 
 class GraphSnapshots:

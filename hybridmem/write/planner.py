@@ -68,20 +68,24 @@ class GraphPlanner:
         self._threshold = rules.resolution_threshold
         self._judge = judge
 
+    def _resolver(self, graph: ScopeGraph, scope: Scope) -> EntityResolver:
+        """The exact scope's entity resolver, built once per scope and carried from one
+        graph snapshot to the next (not changed here: a plan works on a copy)."""
+        resolver = graph.entity_index(
+            scope, "resolver", lambda entities: EntityResolver(entities, self._threshold))
+        assert isinstance(resolver, EntityResolver)
+        return resolver
+
     # ------------------------------------------------------------ adds
 
     def user_name(self, scope: Scope) -> str | None:
         """The scope user's learned name, if any (helps the extractor map "Alice" to "I")."""
-        graph = self._snapshots.get(scope)
-        default = _default_self_name(scope)
-        for entity in graph.exact(scope):
-            if entity.key == SELF_KEY and entity.name != default:
-                return entity.name
-        return None
+        me = self._resolver(self._snapshots.get(scope), scope).by_key(SELF_KEY)
+        return me.name if me is not None and me.name != _default_self_name(scope) else None
 
     def names_to_embed(self, scope: Scope, relations: list[ExtractedRelation]) -> list[str]:
         """Mention names that key/alias lookup cannot resolve (they need an embedding)."""
-        resolver = EntityResolver(self._snapshots.get(scope).exact(scope), self._threshold)
+        resolver = self._resolver(self._snapshots.get(scope), scope)
         out: list[str] = []
         for rel in relations:
             for name, kind in ((rel.source, rel.source_type), (rel.target, rel.target_type)):
@@ -106,7 +110,7 @@ class GraphPlanner:
         if not relations and not (near and self._judge is not None):
             return
         graph = self._snapshots.get(scope)
-        state = _PlanState(plan, scope, graph, EntityResolver(graph.exact(scope), self._threshold))
+        state = _PlanState(plan, scope, graph, self._resolver(graph, scope).copy())
         new_edges: list[NewEdge] = []
         for rel in relations:
             if rel.negated:
@@ -159,8 +163,8 @@ class GraphPlanner:
                        near: list[MemoryRecord], now: str) -> None:
         sources = {n.source_id for n in new_edges}
         fresh = {n.id for n in new_edges}
-        active = [e for e in state.graph.edges
-                  if e.source_id in sources and e.id not in fresh and e.id not in state.gone]
+        active = [e for source in sorted(sources) for e in state.graph.edges_from(source)
+                  if e.id not in fresh and e.id not in state.gone]
         candidates: dict[str, EdgeRecord] = {}
         for new in new_edges:
             for old in active:
@@ -229,9 +233,8 @@ class GraphPlanner:
             target = state.resolver.lookup(rel.target, rel.target_type)
             if source is None or target is None:
                 continue
-            for old in state.graph.edges:
-                if (old.source_id, old.relation, old.target_id) == (source.id, rel.relation,
-                                                                    target.id):
+            for old in state.graph.edges_from(source.id):
+                if (old.relation, old.target_id) == (rel.relation, target.id):
                     said = facts.text_of(rel.fact_index)
                     reason = f"retracted: {said!r}" if said else "retracted"
                     state.invalidate(old, None, reason, now)
@@ -240,8 +243,8 @@ class GraphPlanner:
         me = state.current_self()
         if me is None:
             return
-        ended = {e.target_id for e in state.graph.edges
-                 if e.id in state.ended and e.source_id == me.id and e.relation == "name"}
+        ended = {e.target_id for e in state.graph.edges_from(me.id)
+                 if e.id in state.ended and e.relation == "name"}
         named = [e for e in state.plan.edges if e.source_id == me.id and e.relation == "name"]
         if not ended and not named:
             return
@@ -364,14 +367,11 @@ class _PlanState:
         for entity in self.entities.values():
             if entity.key == SELF_KEY:
                 return entity
-        for entity in self.graph.exact(self.scope):
-            if entity.key == SELF_KEY:
-                return entity
-        return None
+        return self.resolver.by_key(SELF_KEY)
 
     def edge_for(self, source_id: str, relation: str, target_id: str) -> EdgeRecord | None:
         wanted = (source_id, relation, target_id)
-        for edge in [*self.plan.edges, *self.graph.edges]:
+        for edge in [*self.plan.edges, *self.graph.edges_from(source_id)]:
             ends = (edge.source_id, edge.relation, edge.target_id)
             live = edge.id not in self.ended and edge.id not in self.gone
             if ends == wanted and edge.valid and live:

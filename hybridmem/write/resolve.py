@@ -12,8 +12,6 @@ names merge by embedding only when one's words contain the other's ("New York" /
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
 from hybridmem.records import SELF_KEY, EntityRecord, unpack_vector
@@ -28,33 +26,85 @@ class EntityResolver:
     Names of people ("name" entities, the values of `name` relations) resolve only by
     exact key, so a name never merges into the person who holds it. Building one is
     linear in the entities; lookups are dictionary reads, and one matrix product for an
-    embedding match.
+    embedding match. `copy` is a few dictionary copies (the inner containers are shared
+    and replaced, never changed in place), so a scope's resolver is built once and then
+    carried from one graph snapshot to the next (`patched`) instead of rebuilt per add.
     """
 
     def __init__(self, entities: list[EntityRecord], threshold: float) -> None:
         self._threshold = threshold
         self._by_id: dict[str, EntityRecord] = {}
         self._by_key: dict[tuple[bool, str], EntityRecord] = {}
-        self._by_alias: dict[str, dict[str, EntityRecord]] = defaultdict(dict)
-        self._people_by_word: dict[str, set[str]] = defaultdict(set)
+        self._by_alias: dict[str, dict[str, EntityRecord]] = {}
+        self._people_by_word: dict[str, frozenset[str]] = {}
         self._matrix: tuple[list[str], np.ndarray] | None = None
         for entity in entities:
             self.add(entity)
 
+    def copy(self) -> EntityResolver:
+        """A resolver that can be changed without changing this one."""
+        twin = EntityResolver.__new__(EntityResolver)
+        twin._threshold = self._threshold
+        twin._by_id = dict(self._by_id)
+        twin._by_key = dict(self._by_key)
+        twin._by_alias = dict(self._by_alias)
+        twin._people_by_word = dict(self._people_by_word)
+        twin._matrix = self._matrix  # replaced, never written, by whoever changes it
+        return twin
+
+    def patched(self, changed: list[EntityRecord], dropped: set[str]) -> EntityResolver:
+        """A copy with entities added or changed and others removed (a graph snapshot
+        carries its scope's resolver forward with this)."""
+        twin = self.copy()
+        for entity_id in dropped:
+            twin.remove(entity_id)
+        for entity in changed:
+            twin.add(entity)
+        return twin
+
     def add(self, entity: EntityRecord) -> None:
         """Make a (new or changed) entity findable."""
         old = self._by_id.get(entity.id)
-        if old is not None and old.embedding != entity.embedding:
-            self._matrix = None  # its name vector changed
+        if old is not None:
+            self.remove(entity.id)
         self._by_id[entity.id] = entity
         self._by_key[(entity.type == "name", entity.key)] = entity
         for alias in entity.aliases:
-            self._by_alias[alias][entity.id] = entity
+            self._by_alias[alias] = {**self._by_alias.get(alias, {}), entity.id: entity}
         if entity.type in PERSON_TYPES and entity.key != SELF_KEY:
             for word in entity.key.split():
-                self._people_by_word[word].add(entity.id)
-        if old is None and entity.embedding is not None and self._matrix is not None:
+                self._people_by_word[word] = self._people_by_word.get(word, frozenset()) | {
+                    entity.id}
+        if _matchable(entity) and (old is None or old.embedding != entity.embedding):
             self._matrix = None  # rebuilt on the next embedding lookup
+
+    def remove(self, entity_id: str) -> None:
+        """Forget an entity (deleted, or about to be added again changed)."""
+        old = self._by_id.pop(entity_id, None)
+        if old is None:
+            return
+        key = (old.type == "name", old.key)
+        if self._by_key.get(key) is old:
+            del self._by_key[key]
+        for alias in old.aliases:
+            holders = {i: e for i, e in self._by_alias.get(alias, {}).items() if i != entity_id}
+            if holders:
+                self._by_alias[alias] = holders
+            else:
+                self._by_alias.pop(alias, None)
+        if old.type in PERSON_TYPES and old.key != SELF_KEY:
+            for word in old.key.split():
+                rest = self._people_by_word.get(word, frozenset()) - {entity_id}
+                if rest:
+                    self._people_by_word[word] = rest
+                else:
+                    self._people_by_word.pop(word, None)
+        if _matchable(old):
+            self._matrix = None
+
+    def by_key(self, key: str) -> EntityRecord | None:
+        """The (non-name) entity with exactly this key, e.g. the scope's own user."""
+        return self._by_key.get((False, key))
 
     def lookup(self, surface: str, kind: str) -> EntityRecord | None:
         """Key, alias, or unique name-part match; None when unknown or ambiguous."""
@@ -75,7 +125,7 @@ class EntityResolver:
         words = set(key.split())
         if not words:
             return None
-        candidates = set.union(*(self._people_by_word.get(w, set()) for w in words))
+        candidates = frozenset().union(*(self._people_by_word.get(w, ()) for w in words))
         fits = [
             self._by_id[i] for i in candidates
             if words <= set(self._by_id[i].key.split()) or set(self._by_id[i].key.split()) <= words
@@ -98,8 +148,6 @@ class EntityResolver:
             if scores[j] < self._threshold:
                 return None
             entity = self._by_id[ids[j]]
-            if entity.type in PERSON_TYPES or entity.type == "name" or entity.key == SELF_KEY:
-                continue
             if (proper or is_proper_name(entity.name)) and not _nested(words, entity.name):
                 continue
             return entity
@@ -107,11 +155,19 @@ class EntityResolver:
 
     def _vectors(self) -> tuple[list[str], np.ndarray]:
         if self._matrix is None:
-            ids = [i for i, e in self._by_id.items() if e.embedding is not None]
+            # People, names and the user never match by embedding: only the rest is kept,
+            # so a scope that gains people (most adds) does not rebuild this.
+            ids = [i for i, e in self._by_id.items() if _matchable(e)]
             matrix = (np.vstack([unpack_vector(self._by_id[i].embedding) for i in ids])
                       if ids else np.zeros((0, 1), np.float32))
             self._matrix = (ids, matrix)
         return self._matrix
+
+
+def _matchable(entity: EntityRecord) -> bool:
+    """Whether `by_embedding` may return this entity."""
+    return (entity.embedding is not None and entity.type not in PERSON_TYPES
+            and entity.type != "name" and entity.key != SELF_KEY)
 
 
 def is_proper_name(surface: str) -> bool:

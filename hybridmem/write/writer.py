@@ -479,9 +479,14 @@ def _single_fact(rel: ExtractedRelation) -> ExtractedRelation:
 def _relation_summary(plan: WritePlan, snapshots: GraphSnapshots,
                       scope: Scope) -> dict[str, list[dict[str, str]]]:
     graph = snapshots.get(scope)
-    names = {e.id: e.name for e in graph.entities} | {e.id: e.name for e in plan.entities}
-    added = [{"source": names.get(e.source_id, e.source_name), "relationship": e.relation,
-              "target": names.get(e.target_id, e.target_name)} for e in plan.edges]
+    planned = {e.id: e for e in plan.entities}
+
+    def name(entity_id: str, default: str) -> str:
+        entity = planned.get(entity_id) or graph.entity_by_id.get(entity_id)
+        return entity.name if entity is not None else default
+
+    added = [{"source": name(e.source_id, e.source_name), "relationship": e.relation,
+              "target": name(e.target_id, e.target_name)} for e in plan.edges]
     ended = []
     for inv in plan.invalidations:
         old = graph.edge_by_id.get(inv.edge_id)
