@@ -120,6 +120,11 @@ def _load():
     digest = _Checksum(data)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # onnxruntime's worker threads busy-wait between runs by default: on 2 cores one
+    # burned a whole core beside every add and search (process CPU 1.94x wall for
+    # embeds with other work between them, 1.27x without), slowing SQLite, Kuzu and
+    # Milvus Lite in the same process ~2x. The embedding itself is as fast without it.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
