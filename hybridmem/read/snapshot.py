@@ -43,7 +43,8 @@ class ScopeGraph:
                              else {e.id: e for e in entities})
         self.edge_by_id = edges if isinstance(edges, dict) else {e.id: e for e in edges}
         self._entity_indexes: dict[tuple[tuple[str, str, str], str], EntityIndex] = {}
-        self._from: dict[str, tuple[str, ...]] | None = None
+        # (source, relation) and (source, target) -> edge ids, built on first use
+        self._ends: tuple[dict[tuple[str, str], tuple[str, ...]], ...] | None = None
 
     @cached_property
     def entities(self) -> list[EntityRecord]:
@@ -55,14 +56,23 @@ class ScopeGraph:
         """Every active edge of the scope, oldest first."""
         return list(self.edge_by_id.values())
 
-    def edges_from(self, source_id: str) -> list[EdgeRecord]:
-        """The active edges whose source is `source_id`."""
-        if self._from is None:
-            out: dict[str, list[str]] = {}
+    def edges_at(self, source_id: str, *, relation: str | None = None,
+                 target_id: str | None = None) -> list[EdgeRecord]:
+        """The active edges from `source_id` with this relation, or to this target (give
+        one of the two), oldest first."""
+        if (relation is None) == (target_id is None):
+            raise ValueError("edges_at takes a relation or a target_id")
+        if self._ends is None:
+            by_relation: dict[tuple[str, str], tuple[str, ...]] = {}
+            by_target: dict[tuple[str, str], tuple[str, ...]] = {}
             for edge in self.edge_by_id.values():
-                out.setdefault(edge.source_id, []).append(edge.id)
-            self._from = {k: tuple(v) for k, v in out.items()}
-        return [self.edge_by_id[i] for i in self._from.get(source_id, ())]
+                _append(by_relation, (edge.source_id, edge.relation), edge.id)
+                _append(by_target, (edge.source_id, edge.target_id), edge.id)
+            self._ends = (by_relation, by_target)
+        by_relation, by_target = self._ends
+        ids = (by_relation.get((source_id, relation), ()) if relation is not None
+               else by_target.get((source_id, target_id), ()))
+        return [self.edge_by_id[i] for i in ids]
 
     def entity_index(self, scope: Scope, name: str,
                      build: Callable[[list[EntityRecord]], EntityIndex]) -> EntityIndex:
@@ -112,24 +122,24 @@ class ScopeGraph:
             gone = {i for i in dropped if _exact_key(self.entity_by_id[i]) == exact}
             fresh._entity_indexes[(exact, name)] = (
                 index.patched(changed, gone) if changed or gone else index)
-        if self._from is not None and not (dropped or renamed):
-            fresh._from = self._patched_from(kept, ended, edges)
+        if self._ends is not None and not dropped:
+            fresh._ends = self._patched_ends(ended, edges)
         return fresh
 
-    def _patched_from(self, kept: dict[str, EdgeRecord], ended: set[str],
-                      added: list[EdgeRecord]) -> dict[str, tuple[str, ...]]:
-        index = dict(self._from or {})
+    def _patched_ends(self, ended: set[str], added: list[EdgeRecord]
+                      ) -> tuple[dict[tuple[str, str], tuple[str, ...]], ...]:
+        """`edges_at`'s two indexes with edges ended and added (two dict copies, then
+        work per changed edge)."""
+        by_relation, by_target = (dict(index) for index in self._ends or ({}, {}))
         for edge_id in ended:
-            source = self.edge_by_id[edge_id].source_id
-            rest = tuple(i for i in index.get(source, ()) if i != edge_id)
-            if rest:
-                index[source] = rest
-            else:
-                index.pop(source, None)
+            edge = self.edge_by_id[edge_id]
+            _discard(by_relation, (edge.source_id, edge.relation), edge_id)
+            _discard(by_target, (edge.source_id, edge.target_id), edge_id)
         for edge in added:
-            if edge.id in kept and edge.id not in index.get(edge.source_id, ()):
-                index[edge.source_id] = (*index.get(edge.source_id, ()), edge.id)
-        return index
+            if edge.id not in self.edge_by_id:
+                _append(by_relation, (edge.source_id, edge.relation), edge.id)
+                _append(by_target, (edge.source_id, edge.target_id), edge.id)
+        return by_relation, by_target
 
     def exact(self, scope: Scope) -> list[EntityRecord]:
         """The entities written with exactly this scope's ids."""
@@ -193,6 +203,20 @@ class ScopeGraph:
         if not ids:
             return [], None
         return ids, np.vstack([unpack_vector(self.entity_by_id[i].embedding) for i in ids])
+
+
+def _append(index: dict[tuple[str, str], tuple[str, ...]], key: tuple[str, str],
+            edge_id: str) -> None:
+    index[key] = (*index.get(key, ()), edge_id)
+
+
+def _discard(index: dict[tuple[str, str], tuple[str, ...]], key: tuple[str, str],
+             edge_id: str) -> None:
+    rest = tuple(i for i in index.get(key, ()) if i != edge_id)
+    if rest:
+        index[key] = rest
+    else:
+        index.pop(key, None)
 
 
 def _exact_key(ids: Scope | EntityRecord) -> tuple[str, str, str]:

@@ -59,6 +59,12 @@ class ConflictRules:
             return f"opposite polarity: '{new.relation}' replaces '{old.relation}'"
         return None
 
+    def holds_many(self, relation: str) -> bool:
+        """Whether a subject may hold this relation to many objects at once (two of its
+        edges with this relation never conflict: neither `reason` nor `is_candidate`)."""
+        return relation in self.coexisting and not (
+            relation in self.single_valued or relation.startswith(self._single_prefixes))
+
     def coexists(self, new: NewEdge, old: EdgeRecord) -> bool:
         """Whether `old` is another object of a relation a subject holds many of."""
         return (old.source_id == new.source_id and old.relation == new.relation

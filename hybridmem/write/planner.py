@@ -161,18 +161,15 @@ class GraphPlanner:
 
     def _end_conflicts(self, state: _PlanState, new_edges: list[NewEdge], facts: FactLinks,
                        near: list[MemoryRecord], now: str) -> None:
-        sources = {n.source_id for n in new_edges}
-        fresh = {n.id for n in new_edges}
-        active = [e for source in sorted(sources) for e in state.graph.edges_from(source)
-                  if e.id not in fresh and e.id not in state.gone]
+        related = {new.id: self._related(state, new, new_edges) for new in new_edges}
         candidates: dict[str, EdgeRecord] = {}
         for new in new_edges:
-            for old in active:
+            for old in related[new.id]:
                 reason = self._rules.reason(new, old)
                 if reason is not None:
                     state.invalidate(old, new.id, reason, now)
         for new in new_edges:
-            for old in active:
+            for old in related[new.id]:
                 if old.id not in state.ended and self._rules.is_candidate(new, old):
                     candidates[old.id] = old
         # Memories whose edges the rules just ended are decided already.
@@ -195,6 +192,21 @@ class GraphPlanner:
                 state.invalidate(old, by, reason, now)
             else:
                 self._contradicted_memory(state, memories[i - len(edges)], facts, reason, now)
+
+    def _related(self, state: _PlanState, new: NewEdge,
+                 new_edges: list[NewEdge]) -> list[EdgeRecord]:
+        """The scope's current edges the rules or the judge may weigh against `new`: its
+        subject's edges with the same relation (unless the subject holds many of that
+        relation, e.g. friends: then none of them can conflict with another) or to the
+        same object. Read from the snapshot's indexes, so a subject with thousands of
+        edges costs no scan."""
+        fresh = {n.id for n in new_edges}
+        same_relation = ([] if self._rules.holds_many(new.relation)
+                         else state.graph.edges_at(new.source_id, relation=new.relation))
+        same_object = state.graph.edges_at(new.source_id, target_id=new.target_id)
+        out = {e.id: e for e in [*same_relation, *same_object]
+               if e.id not in fresh and e.id not in state.gone}
+        return list(out.values())
 
     def _compatible_memories(self, state: _PlanState, new_edges: list[NewEdge]) -> set[str]:
         """Memories whose every current relation is another object of a relation the new
@@ -233,8 +245,8 @@ class GraphPlanner:
             target = state.resolver.lookup(rel.target, rel.target_type)
             if source is None or target is None:
                 continue
-            for old in state.graph.edges_from(source.id):
-                if (old.relation, old.target_id) == (rel.relation, target.id):
+            for old in state.graph.edges_at(source.id, relation=rel.relation):
+                if old.target_id == target.id:
                     said = facts.text_of(rel.fact_index)
                     reason = f"retracted: {said!r}" if said else "retracted"
                     state.invalidate(old, None, reason, now)
@@ -243,8 +255,8 @@ class GraphPlanner:
         me = state.current_self()
         if me is None:
             return
-        ended = {e.target_id for e in state.graph.edges_from(me.id)
-                 if e.id in state.ended and e.relation == "name"}
+        ended = {e.target_id for e in state.graph.edges_at(me.id, relation="name")
+                 if e.id in state.ended}
         named = [e for e in state.plan.edges if e.source_id == me.id and e.relation == "name"]
         if not ended and not named:
             return
@@ -371,7 +383,7 @@ class _PlanState:
 
     def edge_for(self, source_id: str, relation: str, target_id: str) -> EdgeRecord | None:
         wanted = (source_id, relation, target_id)
-        for edge in [*self.plan.edges, *self.graph.edges_from(source_id)]:
+        for edge in [*self.plan.edges, *self.graph.edges_at(source_id, relation=relation)]:
             ends = (edge.source_id, edge.relation, edge.target_id)
             live = edge.id not in self.ended and edge.id not in self.gone
             if ends == wanted and edge.valid and live:
