@@ -204,6 +204,18 @@ def test_shared_edge_survives_until_its_last_memory_goes(shared_memory, uid):
     assert edge["memory_ids"] == [second["results"][0]["id"]]
 
 
+def test_a_near_duplicate_is_found_in_its_own_exact_scope_only(shared_memory, uid):
+    shared_memory.search("load the user's vectors", user_id=uid)  # the in-process index
+    own = shared_memory.add("I love hiking in the Alps", user_id=uid)
+    # Closer copies in other exact scopes of the same user: they must neither count as
+    # duplicates here nor crowd the own scope's near duplicate (cosine 0.976) out.
+    for n in range(1, 4):
+        shared_memory.add("I love hiking in the Alps" + "!" * n, user_id=uid, agent_id=f"a{n}")
+    again = shared_memory.add("I love hiking in the Alps!", user_id=uid)
+    assert [(r["event"], r["id"]) for r in again["results"]] == [
+        ("NONE", own["results"][0]["id"])]
+
+
 def test_update_derives_edges_again(shared_memory, uid):
     [item] = shared_memory.add("I live in Berlin", user_id=uid)["results"]
     shared_memory.update(item["id"], "I live in Dublin")

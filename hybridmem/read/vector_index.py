@@ -33,9 +33,16 @@ class _ScopeVectors:
     metadata: list[dict[str, Any]]
     exact: list[tuple[str, str, str]]  # each row's own scope ids
     row: dict[str, int] = field(default_factory=dict)
+    # exact[i] as a small integer (codes[i]), so "written in exactly this scope" is one
+    # numpy comparison: an add asks it for every new fact (near duplicates)
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    code_of: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.row = {memory_id: i for i, memory_id in enumerate(self.ids)}
+        self.codes = np.zeros(len(self.matrix), np.int32)
+        for i, ids in enumerate(self.exact):
+            self.codes[i] = self.code_of.setdefault(ids, len(self.code_of))
 
     @property
     def nbytes(self) -> int:
@@ -49,9 +56,14 @@ class _ScopeVectors:
                 grown = np.zeros((max(16, i + i // 2), self.matrix.shape[1]), np.float32)
                 grown[:i] = self.matrix[:i]
                 self.matrix = grown
+                codes = np.zeros(len(grown), np.int32)
+                codes[:i] = self.codes[:i]
+                self.codes = codes
+            own = (record.user_id, record.agent_id, record.run_id)
             self.ids.append(record.id)
             self.metadata.append(record.metadata)
-            self.exact.append((record.user_id, record.agent_id, record.run_id))
+            self.exact.append(own)
+            self.codes[i] = self.code_of.setdefault(own, len(self.code_of))
             self.row[record.id] = i
         else:
             self.metadata[i] = record.metadata
@@ -67,6 +79,7 @@ class _ScopeVectors:
                                                             self.metadata[last],
                                                             self.exact[last])
             self.matrix[i] = self.matrix[last]
+            self.codes[i] = self.codes[last]
             self.row[self.ids[i]] = i
         self.ids.pop()
         self.metadata.pop()
@@ -101,8 +114,8 @@ class VectorIndex:
                 keep = np.fromiter((matches(where, md) for md in vectors.metadata), bool, n)
             if exact:
                 row = scope.as_row()
-                own = (row["user_id"], row["agent_id"], row["run_id"])
-                mask = np.fromiter((e == own for e in vectors.exact), bool, n)
+                code = vectors.code_of.get((row["user_id"], row["agent_id"], row["run_id"]))
+                mask = vectors.codes[:n] == (-1 if code is None else code)
                 keep = mask if keep is None else keep & mask
             if keep is not None:
                 scores = np.where(keep, scores, -np.inf)

