@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Protocol
 
 import numpy as np
+from immutables import Map
 
 from hybridmem.read.bm25 import RelationBM25
 from hybridmem.read.render import render
@@ -32,46 +33,49 @@ class EntityIndex(Protocol):
 class ScopeGraph:
     """Entities and active edges of one read scope, with derived indexes built on demand.
 
-    A snapshot is never changed once built: a write makes a patched copy (`patched`),
-    whose cost grows with what the write changed, not with the scope, so adds stay flat
-    as a scope's graph grows.
+    A snapshot is never changed once built: a write makes a patched copy (`patched`)
+    that shares what the write did not change, so adds stay flat as a scope grows.
     """
 
-    def __init__(self, entities: list[EntityRecord] | dict[str, EntityRecord],
-                 edges: list[EdgeRecord] | dict[str, EdgeRecord]) -> None:
-        self.entity_by_id = (entities if isinstance(entities, dict)
-                             else {e.id: e for e in entities})
-        self.edge_by_id = edges if isinstance(edges, dict) else {e.id: e for e in edges}
+    def __init__(self, entities: list[EntityRecord] | Map[str, EntityRecord],
+                 edges: list[EdgeRecord] | Map[str, EdgeRecord]) -> None:
+        # Persistent maps (immutables' HAMT): a patched copy shares all it did not change
+        self.entity_by_id: Map[str, EntityRecord] = (
+            entities if isinstance(entities, Map) else Map({e.id: e for e in entities}))
+        self.edge_by_id: Map[str, EdgeRecord] = (
+            edges if isinstance(edges, Map) else Map({e.id: e for e in edges}))
         self._entity_indexes: dict[tuple[tuple[str, str, str], str], EntityIndex] = {}
         # (source, relation) and (source, target) -> edge ids, built on first use
-        self._ends: tuple[dict[tuple[str, str], tuple[str, ...]], ...] | None = None
+        self._ends: tuple[Map[tuple[str, str], tuple[str, ...]], ...] | None = None
 
     @cached_property
     def entities(self) -> list[EntityRecord]:
-        """Every entity of the scope."""
-        return list(self.entity_by_id.values())
+        """Every entity of the scope, oldest first."""
+        return sorted(self.entity_by_id.values(), key=lambda e: (e.created_at, e.id))
 
     @cached_property
     def edges(self) -> list[EdgeRecord]:
         """Every active edge of the scope, oldest first."""
-        return list(self.edge_by_id.values())
+        return sorted(self.edge_by_id.values(), key=lambda e: (e.created_at, e.id))
 
     def edges_at(self, source_id: str, *, relation: str | None = None,
                  target_id: str | None = None) -> list[EdgeRecord]:
         """The active edges from `source_id` with this relation, or to this target (give
-        one of the two), oldest first."""
+        one of the two), in the order they were added."""
         if (relation is None) == (target_id is None):
             raise ValueError("edges_at takes a relation or a target_id")
         if self._ends is None:
             by_relation: dict[tuple[str, str], tuple[str, ...]] = {}
             by_target: dict[tuple[str, str], tuple[str, ...]] = {}
-            for edge in self.edge_by_id.values():
-                _append(by_relation, (edge.source_id, edge.relation), edge.id)
-                _append(by_target, (edge.source_id, edge.target_id), edge.id)
-            self._ends = (by_relation, by_target)
-        by_relation, by_target = self._ends
-        ids = (by_relation.get((source_id, relation), ()) if relation is not None
-               else by_target.get((source_id, target_id), ()))
+            for edge in self.edges:
+                by_relation[(edge.source_id, edge.relation)] = (
+                    *by_relation.get((edge.source_id, edge.relation), ()), edge.id)
+                by_target[(edge.source_id, edge.target_id)] = (
+                    *by_target.get((edge.source_id, edge.target_id), ()), edge.id)
+            self._ends = (Map(by_relation), Map(by_target))
+        by_relation_map, by_target_map = self._ends
+        ids = (by_relation_map.get((source_id, relation), ()) if relation is not None
+               else by_target_map.get((source_id, target_id), ()))
         return [self.edge_by_id[i] for i in ids]
 
     def entity_index(self, scope: Scope, name: str,
@@ -85,38 +89,45 @@ class ScopeGraph:
         return index
 
     def patched(self, plan: WritePlan, scope: Scope) -> ScopeGraph | None:
-        """This graph with `plan` applied, or None when the plan changes nothing in it."""
+        """This graph with `plan` applied, or None when the plan changes nothing in it.
+        Its cost grows with what the plan changed, not with the scope's size (except when
+        an entity is deleted or renamed: then one pass over the edges)."""
         entities = {e.id: e for e in plan.entities if scope.contains(e.model_dump())}
         edges = [e for e in plan.edges if scope.contains(e.model_dump())]
         support = {c.edge_id: c.memory_ids for c in plan.support if c.edge_id in self.edge_by_id}
         ended = {i.edge_id for i in plan.invalidations} | set(plan.delete_edge_ids)
-        ended &= self.edge_by_id.keys()
-        dropped = set(plan.delete_entity_ids) & self.entity_by_id.keys()
+        ended = {i for i in ended if i in self.edge_by_id}
+        dropped = {i for i in plan.delete_entity_ids if i in self.entity_by_id}
         if not (entities or edges or support or ended or dropped):
             return None
-        merged = {**self.entity_by_id, **entities}
-        for entity_id in dropped:
-            merged.pop(entity_id, None)
+        merged = self.entity_by_id.update(entities)
+        with merged.mutate() as change:
+            for entity_id in dropped:
+                change.pop(entity_id, None)
+            merged = change.finish()
         renamed = {i for i, e in entities.items()
                    if i in self.entity_by_id and self.entity_by_id[i].name != e.name}
-        kept = dict(self.edge_by_id)  # one C-level copy; the loops below touch the changes
-        for edge_id in ended:
-            del kept[edge_id]
-        for edge in edges:
-            kept[edge.id] = edge
-        if dropped or renamed:  # rare (a delete, a learned name): one pass over the edges
-            for edge in list(kept.values()):
-                if edge.source_id in dropped or edge.target_id in dropped:
-                    del kept[edge.id]
-                elif edge.source_id in renamed or edge.target_id in renamed:
-                    source, target = merged.get(edge.source_id), merged.get(edge.target_id)
-                    kept[edge.id] = edge.model_copy(update={
-                        "source_name": source.name if source else edge.source_name,
-                        "target_name": target.name if target else edge.target_name})
-        for edge_id, memory_ids in support.items():
-            if edge_id in kept:
-                kept[edge_id] = kept[edge_id].model_copy(update={"memory_ids": memory_ids})
-        fresh = ScopeGraph(merged, kept)
+        with self.edge_by_id.mutate() as kept:
+            for edge_id in ended:
+                kept.pop(edge_id)
+            for edge in edges:
+                kept[edge.id] = edge
+            if dropped or renamed:  # rare (a delete, a learned name): one pass over edges
+                for edge in [*self.edge_by_id.values(), *edges]:
+                    if edge.id in ended:
+                        continue
+                    if edge.source_id in dropped or edge.target_id in dropped:
+                        kept.pop(edge.id, None)
+                    elif edge.source_id in renamed or edge.target_id in renamed:
+                        source, target = merged.get(edge.source_id), merged.get(edge.target_id)
+                        kept[edge.id] = edge.model_copy(update={
+                            "source_name": source.name if source else edge.source_name,
+                            "target_name": target.name if target else edge.target_name})
+            for edge_id, memory_ids in support.items():
+                current = kept.get(edge_id)
+                if current is not None:
+                    kept[edge_id] = current.model_copy(update={"memory_ids": memory_ids})
+            fresh = ScopeGraph(merged, kept.finish())
         for (exact, name), index in self._entity_indexes.items():
             changed = [e for e in entities.values() if _exact_key(e) == exact]
             gone = {i for i in dropped if _exact_key(self.entity_by_id[i]) == exact}
@@ -127,18 +138,17 @@ class ScopeGraph:
         return fresh
 
     def _patched_ends(self, ended: set[str], added: list[EdgeRecord]
-                      ) -> tuple[dict[tuple[str, str], tuple[str, ...]], ...]:
-        """`edges_at`'s two indexes with edges ended and added (two dict copies, then
-        work per changed edge)."""
-        by_relation, by_target = (dict(index) for index in self._ends or ({}, {}))
+                      ) -> tuple[Map[tuple[str, str], tuple[str, ...]], ...]:
+        """`edges_at`'s two indexes with edges ended and added (work per changed edge)."""
+        by_relation, by_target = self._ends or (Map(), Map())
         for edge_id in ended:
             edge = self.edge_by_id[edge_id]
-            _discard(by_relation, (edge.source_id, edge.relation), edge_id)
-            _discard(by_target, (edge.source_id, edge.target_id), edge_id)
+            by_relation = _discard(by_relation, (edge.source_id, edge.relation), edge_id)
+            by_target = _discard(by_target, (edge.source_id, edge.target_id), edge_id)
         for edge in added:
             if edge.id not in self.edge_by_id:
-                _append(by_relation, (edge.source_id, edge.relation), edge.id)
-                _append(by_target, (edge.source_id, edge.target_id), edge.id)
+                by_relation = _append(by_relation, (edge.source_id, edge.relation), edge.id)
+                by_target = _append(by_target, (edge.source_id, edge.target_id), edge.id)
         return by_relation, by_target
 
     def exact(self, scope: Scope) -> list[EntityRecord]:
@@ -149,7 +159,7 @@ class ScopeGraph:
     def _by_exact_scope(self) -> dict[tuple[str, str, str], list[EntityRecord]]:
         # An add asks for its exact scope's entities several times; group them once.
         out: dict[tuple[str, str, str], list[EntityRecord]] = {}
-        for e in self.entity_by_id.values():
+        for e in self.entities:
             out.setdefault(_exact_key(e), []).append(e)
         return out
 
@@ -205,18 +215,17 @@ class ScopeGraph:
         return ids, np.vstack([unpack_vector(self.entity_by_id[i].embedding) for i in ids])
 
 
-def _append(index: dict[tuple[str, str], tuple[str, ...]], key: tuple[str, str],
-            edge_id: str) -> None:
-    index[key] = (*index.get(key, ()), edge_id)
+def _append(index: Map[tuple[str, str], tuple[str, ...]], key: tuple[str, str],
+            edge_id: str) -> Map[tuple[str, str], tuple[str, ...]]:
+    return index.set(key, (*index.get(key, ()), edge_id))
 
 
-def _discard(index: dict[tuple[str, str], tuple[str, ...]], key: tuple[str, str],
-             edge_id: str) -> None:
+def _discard(index: Map[tuple[str, str], tuple[str, ...]], key: tuple[str, str],
+             edge_id: str) -> Map[tuple[str, str], tuple[str, ...]]:
     rest = tuple(i for i in index.get(key, ()) if i != edge_id)
     if rest:
-        index[key] = rest
-    else:
-        index.pop(key, None)
+        return index.set(key, rest)
+    return index.delete(key) if key in index else index
 
 
 def _exact_key(ids: Scope | EntityRecord) -> tuple[str, str, str]:
