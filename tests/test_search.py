@@ -195,3 +195,22 @@ def test_deleted_or_changed_words_leave_the_context_too(tmp_path):
         found = memory.search("gate", user_id="u", signals=["bm25"])["results"]
         assert [h["memory"] for h in found] == ["I parked on level 5 near the gate",
                                                 "Lunch was good"]
+
+
+def test_bm25_skips_superseded_memories_that_outrank_the_current_one(shared_memory, uid):
+    """The lexical signal ranks in the FTS index and drops superseded rows afterwards;
+    when they fill its over-fetch it ranks again with the filter inside the query."""
+    from hybridmem.scope import Scope
+
+    cities = ["Lisbon", "Porto", "Braga", "Faro", "Evora", "Sintra"]
+    for city in cities:
+        shared_memory.add(f"I live in {city}", user_id=uid)
+    shared_memory.add("I live in Coimbra", user_id=uid)  # current: one matching word less
+    catalog = shared_memory.engines.catalog
+    texts = {m["id"]: m["memory"] for m in shared_memory.get_all(user_id=uid)["results"]}
+    assert list(texts.values()) == ["I live in Coimbra"]  # the six were superseded
+    scope = Scope.of(uid)
+    for limit in (1, 2, 3):
+        # (without context: Coimbra's holds the two cities said before it)
+        found = catalog.lexical(scope, "live " + " ".join(cities), limit, context_weight=0)
+        assert [texts.get(i) for i, _ in found] == ["I live in Coimbra"]
