@@ -41,6 +41,17 @@ def test_every_subpackage_is_installed():
     assert on_disk | {"hybridmem.schemas"} == listed
 
 
+def test_the_readme_layout_names_every_module():
+    """The README's Layout section is the map a newcomer reads: every module is on it."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    missing = sorted(
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py" and path.name not in layout
+    )
+    assert missing == [], f"modules the README's Layout does not name: {missing}"
+
+
 def test_no_room_imports_one_that_imports_it_back():
     graph = _imports()
     subpackages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
