@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,12 +87,6 @@ class Scope:
             "agent_id": self.agent_id or "",
             "run_id": self.run_id or "",
         }
-
-    def key(self) -> str:
-        """A stable digest of the exact ids, for ids and cache keys (never parsed back)."""
-        row = self.as_row()
-        raw = "\x00".join(f"{k}={row[k]}" for k in SCOPE_FIELDS)
-        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
     def contains(self, row: dict[str, Any]) -> bool:
         """Whether a stored row (with the three id fields) lies inside this read scope."""
