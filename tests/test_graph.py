@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import networkx as nx
+import pytest
 
 from hybridmem import Memory, MemoryConfig
 
@@ -252,6 +253,7 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
     scope = Scope.of(uid)
     shared_memory.search("warm the cache", user_id=uid)
     first = shared_memory.add("My name is Kofi", user_id=uid)
+    shared_memory.search("who is Kofi", user_id=uid)  # builds the relation BM25 to carry
     for text in ["My friend Lena lives in Oslo", "Lena loves jazz", "I like tea",
                  "I dislike tea", "Call me Kof", "My friend Lena lives in Lima"]:
         shared_memory.add(text, user_id=uid)
@@ -295,6 +297,9 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
         found, expected = carried.lookup(name, kind), rebuilt.lookup(name, kind)
         assert (found and found.id) == (expected and expected.id), name
     assert carried.by_key(SELF_KEY).id == rebuilt.by_key(SELF_KEY).id
+    assert "bm25" in cached.__dict__  # carried from the search's snapshot, not rebuilt
+    for query in ["Lena Lima", "Who does Kof know?", "tea", "tango jazz"]:
+        assert cached.bm25.scores(query) == pytest.approx(fresh.bm25.scores(query)), query
 
 
 def test_made_up_names_one_letter_apart_never_merge(shared_memory, uid):

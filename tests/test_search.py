@@ -214,3 +214,40 @@ def test_bm25_skips_superseded_memories_that_outrank_the_current_one(shared_memo
         # (without context: Coimbra's holds the two cities said before it)
         found = catalog.lexical(scope, "live " + " ".join(cities), limit, context_weight=0)
         assert [texts.get(i) for i, _ in found] == ["I live in Coimbra"]
+
+
+WORDS = ["alice", "bob", "lives", "in", "paris", "works", "at", "acme", "likes", "tea",
+         "coffee", "sister", "dog", "named", "rex", "the"]
+
+
+@given(st.lists(st.lists(st.sampled_from(WORDS), max_size=7), min_size=1, max_size=40),
+       st.data())
+def test_relation_bm25_kept_incrementally_scores_as_rank_bm25(sentences, data):
+    """The incremental model, built in two steps with some of the first step's relations
+    removed and one reworded, scores every query as rank-bm25 rebuilt over what is left."""
+    import math
+
+    from rank_bm25 import BM25Okapi
+
+    from hybridmem.read.bm25 import RelationBM25
+    from hybridmem.text import content_stems, stems
+
+    class LuceneIDF(BM25Okapi):
+        def _calc_idf(self, nd):
+            for word, freq in nd.items():
+                self.idf[word] = math.log(1 + (self.corpus_size - freq + 0.5) / (freq + 0.5))
+
+    docs = [(f"r{i}", " ".join(words)) for i, words in enumerate(sentences)]
+    half = data.draw(st.integers(0, len(docs)))
+    removed = data.draw(st.sets(st.sampled_from([d for d, _ in docs[:half]]))) if half else set()
+    model = RelationBM25(docs[:half]).patched(docs[half:], removed)
+    model = model.patched([(docs[0][0], "bob likes coffee")], ())
+    live = [(d, t) for d, t in docs if d not in removed]
+    live = [(d, "bob likes coffee" if d == docs[0][0] else t) for d, t in live]
+    if docs[0][0] in removed:
+        live.append((docs[0][0], "bob likes coffee"))
+    reference = LuceneIDF([stems(t) or ["_"] for _, t in live], k1=1.2, b=0.75)
+    for query in ["where does bob live", "alice likes tea", "a dog named rex", "acme"]:
+        tokens = list(dict.fromkeys(content_stems(query)))
+        expected = {live[i][0]: s for i, s in enumerate(reference.get_scores(tokens)) if s > 0}
+        assert model.scores(query) == pytest.approx(expected), query

@@ -165,7 +165,7 @@ class Retriever:
     def _relation_bm25_signal(self, pool: _Pool, query: str, graph: ScopeGraph,
                               k: int) -> None:
         """BM25 over the natural-language sentences of the scope's relations."""
-        ranked = sorted(graph.bm25.scores(query).items(), key=lambda kv: -kv[1])[:k]
+        ranked = sorted(graph.bm25.scores(query).items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         for edge_id, value in ranked:
             pool.relation(graph.edge_by_id[edge_id]).raw["bm25"] = value
 

@@ -107,6 +107,8 @@ class ScopeGraph:
             merged = change.finish()
         renamed = {i for i, e in entities.items()
                    if i in self.entity_by_id and self.entity_by_id[i].name != e.name}
+        gone = set(ended)  # edges that leave the snapshot
+        worded = {e.id for e in edges}  # edges whose sentence is new
         with self.edge_by_id.mutate() as kept:
             for edge_id in ended:
                 kept.pop(edge_id)
@@ -118,7 +120,10 @@ class ScopeGraph:
                         continue
                     if edge.source_id in dropped or edge.target_id in dropped:
                         kept.pop(edge.id, None)
+                        gone.add(edge.id)
+                        worded.discard(edge.id)
                     elif edge.source_id in renamed or edge.target_id in renamed:
+                        worded.add(edge.id)
                         source, target = merged.get(edge.source_id), merged.get(edge.target_id)
                         kept[edge.id] = edge.model_copy(update={
                             "source_name": source.name if source else edge.source_name,
@@ -130,11 +135,14 @@ class ScopeGraph:
             fresh = ScopeGraph(merged, kept.finish())
         for (exact, name), index in self._entity_indexes.items():
             changed = [e for e in entities.values() if _exact_key(e) == exact]
-            gone = {i for i in dropped if _exact_key(self.entity_by_id[i]) == exact}
+            left = {i for i in dropped if _exact_key(self.entity_by_id[i]) == exact}
             fresh._entity_indexes[(exact, name)] = (
-                index.patched(changed, gone) if changed or gone else index)
+                index.patched(changed, left) if changed or left else index)
         if self._ends is not None and not dropped:
             fresh._ends = self._patched_ends(ended, edges)
+        if "bm25" in self.__dict__:  # built by a search: carried, not built again
+            fresh.__dict__["bm25"] = self.bm25.patched(
+                [(i, fresh.text(fresh.edge_by_id[i])) for i in worded], gone)
         return fresh
 
     def _patched_ends(self, ended: set[str], added: list[EdgeRecord]
@@ -169,7 +177,8 @@ class ScopeGraph:
 
     @cached_property
     def bm25(self) -> RelationBM25:
-        """BM25 over every active relation's sentence."""
+        """BM25 over every active relation's sentence (a patched snapshot derives its
+        model from this one's)."""
         return RelationBM25([(e.id, self.text(e)) for e in self.edges])
 
     @cached_property
