@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from hybridmem import Memory, MemoryConfig
@@ -258,6 +259,7 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
                  "I dislike tea", "Call me Kof", "My friend Lena lives in Lima"]:
         shared_memory.add(text, user_id=uid)
     shared_memory.delete(first["results"][0]["id"])
+    shared_memory.search("Lena in Lima", user_id=uid)  # views dropped by the delete: rebuilt
     shared_memory.add("Lena loves tango", user_id=uid)  # indexes built, then carried
     shared_memory.add("I like tea", user_id=uid)
     cached = shared_memory.engines.snapshots.get(scope)
@@ -297,7 +299,15 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
         found, expected = carried.lookup(name, kind), rebuilt.lookup(name, kind)
         assert (found and found.id) == (expected and expected.id), name
     assert carried.by_key(SELF_KEY).id == rebuilt.by_key(SELF_KEY).id
-    assert "bm25" in cached.__dict__  # carried from the search's snapshot, not rebuilt
+    # carried from the search's snapshot, not rebuilt
+    assert {"bm25", "degree", "phrases", "name_vectors"} <= cached.__dict__.keys()
+    assert dict(cached.degree) == dict(fresh.degree)
+    assert dict(cached.phrases) == dict(fresh.phrases)
+    assert sorted(cached.self_ids) == sorted(fresh.self_ids)
+    ids, matrix = cached.name_vectors
+    fresh_ids, fresh_matrix = fresh.name_vectors
+    assert sorted(ids) == fresh_ids
+    assert np.allclose(matrix[np.argsort(ids)], fresh_matrix)
     for query in ["Lena Lima", "Who does Kof know?", "tea", "tango jazz"]:
         assert cached.bm25.scores(query) == pytest.approx(fresh.bm25.scores(query)), query
 

@@ -101,7 +101,7 @@ class Retriever:
         if "bm25" in signals:
             self._memory_bm25_signal(pool, query, scope, k)
         graph = self._snapshots.get(scope) if ("graph" in signals or "bm25" in signals) else None
-        has_edges = graph is not None and bool(graph.edges)
+        has_edges = graph is not None and len(graph.edge_by_id) > 0
         if has_edges and "bm25" in signals:
             self._relation_bm25_signal(pool, query, graph, k)
         query_vector = (self._embedder.embed([query])[0]
