@@ -6,7 +6,8 @@ With `--new-people`, every statement names a person not seen before, so the scop
 entity count grows with the adds; add p50 is then printed per tenth of the run, to show
 whether an add slows down as the graph grows (entity resolution must not be quadratic).
 
-Run: `python benchmarks/graph_bulk.py [--count 10000] [--embedder local|hash] [--new-people]`.
+Run: `python benchmarks/graph_bulk.py [--count 10000] [--embedder local|hash] [--new-people]
+[--search-every N]`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedder", choices=["local", "hash"], default="local")
     parser.add_argument("--new-people", action="store_true",
                         help="name a new person in every statement")
+    parser.add_argument("--search-every", type=int, default=0, metavar="N",
+                        help="after every Nth add, time a search about the person it "
+                             "named (what an agent does next; the first search after a "
+                             "write must not rebuild the scope's graph views)")
     args = parser.parse_args(argv)
     names = made_up_names(args.count, seed=5) if args.new_people else None
     statements = synthetic_statements(args.count, seed=3, names=names)
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         config = MemoryConfig(data_dir=tmp, embedder={"provider": args.embedder})
         with Memory(config) as memory:
             triples = ended = 0
-            per_add = []
+            per_add, searches = [], []
             start = time.perf_counter()
             for text in statements:
                 t0 = time.perf_counter()
@@ -51,9 +56,17 @@ def main(argv: list[str] | None = None) -> int:
                 per_add.append(time.perf_counter() - t0)
                 triples += len(result["relations"]["added_entities"])
                 ended += len(result["relations"]["deleted_entities"])
-                if len(per_add) % max(1, args.count // 10) == 0:
+                if args.search_every and len(per_add) % args.search_every == 0:
+                    t0 = time.perf_counter()
+                    about = names[len(per_add) - 1] if names else text
+                    memory.search(f"what do you know about {about}?", user_id="bulk", limit=5)
+                    searches.append(time.perf_counter() - t0)
+                tenth = max(1, args.count // 10)
+                if len(per_add) % tenth == 0:
+                    recent = searches[-max(1, tenth // max(1, args.search_every)):]
                     windows.append((len(per_add), memory.stats()["entities"],
-                                    percentiles(per_add[-max(1, args.count // 10):])))
+                                    percentiles(per_add[-tenth:]),
+                                    percentiles(recent) if recent else None))
             seconds = time.perf_counter() - start
             stats = memory.stats()
     p50, p95 = percentiles(per_add)
@@ -67,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{stats['relations']:,}"]],
     ))
     print("\nadd p50 / p95 per tenth of the run, with the scope's entities at its end")
-    print(table(["adds", "entities", "add p50 / p95 ms"],
-                [[f"{n:,}", f"{e:,}", f"{w50:.1f} / {w95:.1f}"]
-                 for n, e, (w50, w95) in windows]))
+    header = ["adds", "entities", "add p50 / p95 ms"]
+    if args.search_every:
+        header.append(f"search after every {args.search_every}th add, p50 / p95 ms")
+    print(table(header, [
+        [f"{n:,}", f"{e:,}", f"{w50:.1f} / {w95:.1f}",
+         *([f"{search[0]:.1f} / {search[1]:.1f}"] if search else [])]
+        for n, e, (w50, w95), search in windows]))
     return 0
 
 
