@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     about = names[len(per_add) - 1] if names else text
                     memory.search(f"what do you know about {about}?", user_id="bulk", limit=5)
-                    searches.append(time.perf_counter() - t0)
+                    searches.append((len(per_add), time.perf_counter() - t0))
                 tenth = max(1, args.count // 10)
                 if len(per_add) % tenth == 0:
-                    recent = searches[-max(1, tenth // max(1, args.search_every)):]
+                    recent = [t for n, t in searches if n > len(per_add) - tenth]
                     windows.append((len(per_add), memory.stats()["entities"],
                                     percentiles(per_add[-tenth:]),
                                     percentiles(recent) if recent else None))
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         header.append(f"search after every {args.search_every}th add, p50 / p95 ms")
     print(table(header, [
         [f"{n:,}", f"{e:,}", f"{w50:.1f} / {w95:.1f}",
-         *([f"{search[0]:.1f} / {search[1]:.1f}"] if search else [])]
+         *([f"{search[0]:.1f} / {search[1]:.1f}" if search else "-"]
+           if args.search_every else [])]
         for n, e, (w50, w95), search in windows]))
     return 0
 
