@@ -107,8 +107,30 @@ class ScopeGraph:
             merged = change.finish()
         renamed = {i for i, e in entities.items()
                    if i in self.entity_by_id and self.entity_by_id[i].name != e.name}
-        gone = set(ended)  # edges that leave the snapshot
-        worded = {e.id for e in edges}  # edges whose sentence is new
+        edge_by_id, gone, worded = self._patched_edges(edges, support, ended, dropped,
+                                                       renamed, merged)
+        fresh = ScopeGraph(merged, edge_by_id)
+        for (exact, name), index in self._entity_indexes.items():
+            changed = [e for e in entities.values() if _exact_key(e) == exact]
+            left = {i for i in dropped if _exact_key(self.entity_by_id[i]) == exact}
+            fresh._entity_indexes[(exact, name)] = (
+                index.patched(changed, left) if changed or left else index)
+        if self._ends is not None and not dropped:
+            fresh._ends = self._patched_ends(ended, edges)
+        if "bm25" in self.__dict__:  # built by a search: carried, not built again
+            fresh.__dict__["bm25"] = self.bm25.patched(
+                [(i, fresh.text(fresh.edge_by_id[i])) for i in worded], gone)
+        self._carry_search_views(fresh, entities, dropped, edges, gone)
+        return fresh
+
+    def _patched_edges(self, edges: list[EdgeRecord], support: dict[str, list[str]],
+                       ended: set[str], dropped: set[str], renamed: set[str],
+                       entities: Map[str, EntityRecord]
+                       ) -> tuple[Map[str, EdgeRecord], set[str], set[str]]:
+        """The edge map with a plan applied, the edges that left it, and those whose
+        sentence is new (added, or an end renamed)."""
+        gone = set(ended)
+        worded = {e.id for e in edges}
         with self.edge_by_id.mutate() as kept:
             for edge_id in ended:
                 kept.pop(edge_id)
@@ -124,7 +146,8 @@ class ScopeGraph:
                         worded.discard(edge.id)
                     elif edge.source_id in renamed or edge.target_id in renamed:
                         worded.add(edge.id)
-                        source, target = merged.get(edge.source_id), merged.get(edge.target_id)
+                        source, target = entities.get(edge.source_id), entities.get(
+                            edge.target_id)
                         kept[edge.id] = edge.model_copy(update={
                             "source_name": source.name if source else edge.source_name,
                             "target_name": target.name if target else edge.target_name})
@@ -132,19 +155,7 @@ class ScopeGraph:
                 current = kept.get(edge_id)
                 if current is not None:
                     kept[edge_id] = current.model_copy(update={"memory_ids": memory_ids})
-            fresh = ScopeGraph(merged, kept.finish())
-        for (exact, name), index in self._entity_indexes.items():
-            changed = [e for e in entities.values() if _exact_key(e) == exact]
-            left = {i for i in dropped if _exact_key(self.entity_by_id[i]) == exact}
-            fresh._entity_indexes[(exact, name)] = (
-                index.patched(changed, left) if changed or left else index)
-        if self._ends is not None and not dropped:
-            fresh._ends = self._patched_ends(ended, edges)
-        if "bm25" in self.__dict__:  # built by a search: carried, not built again
-            fresh.__dict__["bm25"] = self.bm25.patched(
-                [(i, fresh.text(fresh.edge_by_id[i])) for i in worded], gone)
-        self._carry_search_views(fresh, entities, dropped, edges, gone)
-        return fresh
+            return kept.finish(), gone, worded
 
     def _patched_ends(self, ended: set[str], added: list[EdgeRecord]
                       ) -> tuple[Map[tuple[str, str], tuple[str, ...]], ...]:
@@ -220,54 +231,66 @@ class ScopeGraph:
         """Give `fresh` the search-side views this snapshot has built, patched with the
         plan's changes rather than rebuilt over the scope (the first search after each
         write would otherwise pay for all of them: 250 ms at 5k entities, 10k edges)."""
-        views = self.__dict__
-        if "degree" in views:
-            degree = self.degree.mutate()
-            for edge_id in gone:
-                edge = self.edge_by_id.get(edge_id)
-                if edge is None:  # a new edge the same plan dropped again
-                    continue
-                for end in (edge.source_id, edge.target_id):
-                    left = degree.get(end, 0) - 1
-                    if left > 0:
-                        degree[end] = left
-                    else:
-                        degree.pop(end, None)
-            for edge in added:
-                if edge.id not in self.edge_by_id and edge.id not in gone:
-                    for end in (edge.source_id, edge.target_id):
-                        degree[end] = degree.get(end, 0) + 1
-            fresh.__dict__["degree"] = degree.finish()
+        views, carried = self.__dict__, fresh.__dict__
         changed = [*dropped, *entities]
+        if "degree" in views:
+            carried["degree"] = self._patched_degree(added, gone)
         if "self_ids" in views and not any(
                 (self.entity_by_id.get(i) or entities[i]).key == SELF_KEY for i in changed):
-            fresh.__dict__["self_ids"] = self.self_ids
+            carried["self_ids"] = self.self_ids
         if "phrases" in views:
-            phrases = self.phrases.mutate()
-            for entity_id in changed:
-                old = self.entity_by_id.get(entity_id)
-                for words in _phrases_of(old) if old is not None else ():
-                    rest = phrases.get(words, frozenset()) - {entity_id}
-                    if rest:
-                        phrases[words] = rest
-                    else:
-                        phrases.pop(words, None)
-            for entity in entities.values():
-                if entity.id not in dropped:
-                    for words in _phrases_of(entity):
-                        phrases[words] = phrases.get(words, frozenset()) | {entity.id}
-            fresh.__dict__["phrases"] = phrases.finish()
+            carried["phrases"] = self._patched_phrases(entities, dropped)
         if "name_vectors" in views and not any(
                 self.entity_by_id.get(i) is not None and (
                     i in dropped or self.entity_by_id[i].embedding != entities[i].embedding)
-                for i in changed):
-            ids, matrix = self.name_vectors
-            new = sorted(i for i, e in entities.items() if i not in self.entity_by_id
-                         and i not in dropped and e.embedding)
-            if new:  # rows appended: the order is no longer sorted, which nothing needs
-                rows = np.vstack([unpack_vector(entities[i].embedding) for i in new])
-                ids, matrix = [*ids, *new], rows if matrix is None else np.vstack([matrix, rows])
-            fresh.__dict__["name_vectors"] = (ids, matrix)
+                for i in changed):  # only new names: their rows are appended
+            carried["name_vectors"] = self._appended_name_vectors(entities, dropped)
+
+    def _patched_degree(self, added: list[EdgeRecord], gone: set[str]) -> Map[str, int]:
+        degree = self.degree.mutate()
+        for edge_id in gone:
+            edge = self.edge_by_id.get(edge_id)
+            if edge is None:  # a new edge the same plan dropped again
+                continue
+            for end in (edge.source_id, edge.target_id):
+                left = degree.get(end, 0) - 1
+                if left > 0:
+                    degree[end] = left
+                else:
+                    degree.pop(end, None)
+        for edge in added:
+            if edge.id not in self.edge_by_id and edge.id not in gone:
+                for end in (edge.source_id, edge.target_id):
+                    degree[end] = degree.get(end, 0) + 1
+        return degree.finish()
+
+    def _patched_phrases(self, entities: dict[str, EntityRecord], dropped: set[str]
+                         ) -> Map[tuple[str, ...], frozenset[str]]:
+        phrases = self.phrases.mutate()
+        for entity_id in [*dropped, *entities]:
+            old = self.entity_by_id.get(entity_id)
+            for words in _phrases_of(old) if old is not None else ():
+                rest = phrases.get(words, frozenset()) - {entity_id}
+                if rest:
+                    phrases[words] = rest
+                else:
+                    phrases.pop(words, None)
+        for entity in entities.values():
+            if entity.id not in dropped:
+                for words in _phrases_of(entity):
+                    phrases[words] = phrases.get(words, frozenset()) | {entity.id}
+        return phrases.finish()
+
+    def _appended_name_vectors(self, entities: dict[str, EntityRecord], dropped: set[str]
+                               ) -> tuple[list[str], np.ndarray | None]:
+        ids, matrix = self.name_vectors
+        new = sorted(i for i, e in entities.items()
+                     if i not in self.entity_by_id and i not in dropped and e.embedding)
+        if not new:
+            return ids, matrix
+        # appended after the sorted rows: nothing needs the order
+        rows = np.vstack([unpack_vector(entities[i].embedding) for i in new])
+        return [*ids, *new], rows if matrix is None else np.vstack([matrix, rows])
 
 
 def _phrases_of(entity: EntityRecord) -> set[tuple[str, ...]]:
