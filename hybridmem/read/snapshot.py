@@ -235,9 +235,10 @@ class ScopeGraph:
         changed = [*dropped, *entities]
         if "degree" in views:
             carried["degree"] = self._patched_degree(added, gone)
-        if "self_ids" in views and not any(
-                (self.entity_by_id.get(i) or entities[i]).key == SELF_KEY for i in changed):
-            carried["self_ids"] = self.self_ids
+        if "self_ids" in views and all(
+                _is_self(self.entity_by_id.get(i))
+                == (i not in dropped and _is_self(entities.get(i))) for i in changed):
+            carried["self_ids"] = self.self_ids  # the user was touched, not added or gone
         if "phrases" in views:
             carried["phrases"] = self._patched_phrases(entities, dropped)
         if "name_vectors" in views and not any(
@@ -291,6 +292,10 @@ class ScopeGraph:
         # appended after the sorted rows: nothing needs the order
         rows = np.vstack([unpack_vector(entities[i].embedding) for i in new])
         return [*ids, *new], rows if matrix is None else np.vstack([matrix, rows])
+
+
+def _is_self(entity: EntityRecord | None) -> bool:
+    return entity is not None and entity.key == SELF_KEY
 
 
 def _phrases_of(entity: EntityRecord) -> set[tuple[str, ...]]:
