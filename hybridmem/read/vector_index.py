@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,17 +31,17 @@ class _ScopeVectors:
     ids: list[str]
     matrix: np.ndarray  # capacity >= len(ids); rows past len(ids) are unused
     metadata: list[dict[str, Any]]
-    exact: list[tuple[str, str, str]]  # each row's own scope ids
+    exact: InitVar[list[tuple[str, str, str]]]  # each row's own scope ids
     row: dict[str, int] = field(default_factory=dict)
-    # exact[i] as a small integer (codes[i]), so "written in exactly this scope" is one
-    # numpy comparison: an add asks it for every new fact (near duplicates)
+    # each row's own scope ids as a small integer, so "written in exactly this scope" is
+    # one numpy comparison: an add asks it for every new fact (near duplicates)
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     code_of: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, exact: list[tuple[str, str, str]]) -> None:
         self.row = {memory_id: i for i, memory_id in enumerate(self.ids)}
         self.codes = np.zeros(len(self.matrix), np.int32)
-        for i, ids in enumerate(self.exact):
+        for i, ids in enumerate(exact):
             self.codes[i] = self.code_of.setdefault(ids, len(self.code_of))
 
     @property
@@ -62,7 +62,6 @@ class _ScopeVectors:
             own = (record.user_id, record.agent_id, record.run_id)
             self.ids.append(record.id)
             self.metadata.append(record.metadata)
-            self.exact.append(own)
             self.codes[i] = self.code_of.setdefault(own, len(self.code_of))
             self.row[record.id] = i
         else:
@@ -75,15 +74,12 @@ class _ScopeVectors:
             return
         last = len(self.ids) - 1
         if i != last:  # move the last row into the hole
-            self.ids[i], self.metadata[i], self.exact[i] = (self.ids[last],
-                                                            self.metadata[last],
-                                                            self.exact[last])
+            self.ids[i], self.metadata[i] = self.ids[last], self.metadata[last]
             self.matrix[i] = self.matrix[last]
             self.codes[i] = self.codes[last]
             self.row[self.ids[i]] = i
         self.ids.pop()
         self.metadata.pop()
-        self.exact.pop()
 
 
 class VectorIndex:
