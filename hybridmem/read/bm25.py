@@ -38,9 +38,8 @@ class RelationBM25:
         docs: dict[str, tuple[int, tuple[str, ...]]] = {}
         postings: dict[str, dict[str, int]] = {}
         for doc_id, text in documents:  # plain dicts first: one map each at the end
-            tokens = stems(text) or ["_"]
-            counts = Counter(tokens)
-            docs[doc_id] = (len(tokens), tuple(counts))
+            length, counts = _counted(text)
+            docs[doc_id] = (length, tuple(counts))
             for word, count in counts.items():
                 postings.setdefault(word, {})[doc_id] = count
         self._docs: Map[str, tuple[int, tuple[str, ...]]] = Map(docs)
@@ -91,10 +90,15 @@ class RelationBM25:
                 else:
                     postings.pop(word)
         for doc_id, text in added:
-            tokens = stems(text) or ["_"]
-            counts = Counter(tokens)
-            docs[doc_id] = (len(tokens), tuple(counts))
-            self._total += len(tokens)
+            length, counts = _counted(text)
+            docs[doc_id] = (length, tuple(counts))
+            self._total += length
             for word, count in counts.items():
                 postings[word] = postings.get(word, Map()).set(doc_id, count)
         self._docs, self._postings = docs.finish(), postings.finish()
+
+
+def _counted(text: str) -> tuple[int, Counter[str]]:
+    """A sentence's length in stems and each stem's count ("_" stands for no stem)."""
+    tokens = stems(text) or ["_"]
+    return len(tokens), Counter(tokens)
