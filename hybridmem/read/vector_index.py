@@ -11,8 +11,6 @@ searched directly (see `Retriever`).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hybridmem.filters import Filter, matches
+from hybridmem.read.scope_cache import ScopeCache
 from hybridmem.records import MemoryRecord, WritePlan, unpack_vector
 from hybridmem.scope import Scope
 
@@ -90,17 +89,15 @@ class VectorIndex:
                  dims: int, budget_bytes: int) -> None:
         self._load = load
         self._dims = dims
-        self._budget = budget_bytes
-        self._cache: OrderedDict[Scope, _ScopeVectors] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: ScopeCache[Scope, _ScopeVectors] = ScopeCache(self._loaded, budget_bytes)
 
     def search(self, query: np.ndarray, scope: Scope, limit: int, where: Filter | None = None,
                *, exact: bool = False) -> list[tuple[str, float]]:
         """The `limit` most similar memories of a read scope: (id, cosine), best first.
         `where` filters on metadata; `exact` keeps only rows written with exactly these
         scope ids."""
-        with self._lock:
-            vectors = self._scope(scope)
+        with self._cache.lock:
+            vectors = self._cache.get(scope)
             n = len(vectors.ids)
             if n == 0 or limit <= 0:
                 return []
@@ -120,27 +117,14 @@ class VectorIndex:
             top = top[np.argsort(-scores[top], kind="stable")]
             return [(vectors.ids[i], float(scores[i])) for i in top if scores[i] > -np.inf]
 
-    def _scope(self, scope: Scope) -> _ScopeVectors:
-        cached = self._cache.get(scope)
-        if cached is not None:
-            self._cache.move_to_end(scope)
-            return cached
+    def _loaded(self, scope: Scope) -> _ScopeVectors:
         ids, matrix, metadata, exact = self._load(scope)
-        loaded = _ScopeVectors(ids=ids, matrix=matrix.reshape(-1, self._dims),
-                               metadata=metadata, exact=exact)
-        self._cache[scope] = loaded
-        self._evict()
-        return loaded
-
-    def _evict(self) -> None:
-        total = sum(v.nbytes for v in self._cache.values())
-        while total > self._budget and len(self._cache) > 1:
-            _, dropped = self._cache.popitem(last=False)
-            total -= dropped.nbytes
+        return _ScopeVectors(ids=ids, matrix=matrix.reshape(-1, self._dims),
+                             metadata=metadata, exact=exact)
 
     def apply(self, plan: WritePlan) -> None:
         """Bring the cached scopes up to date with an applied plan."""
-        with self._lock:
+        with self._cache.lock:
             if not self._cache:
                 return
             if plan.delete_scope is not None:
@@ -153,15 +137,15 @@ class VectorIndex:
                     if scope.contains(write.record.model_dump(
                             include={"user_id", "agent_id", "run_id"})):
                         vectors.upsert(write.record, unpack_vector(write.vector))
-            self._evict()
+            self._cache.evict()
 
     def clear(self) -> None:
         """Forget every cached scope (after `reset` or an undone plan)."""
-        with self._lock:
+        with self._cache.lock:
             self._cache.clear()
 
     @property
     def nbytes(self) -> int:
         """Memory held by the cached matrices."""
-        with self._lock:
-            return sum(v.nbytes for v in self._cache.values())
+        with self._cache.lock:
+            return self._cache.nbytes
