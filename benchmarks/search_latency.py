@@ -70,14 +70,14 @@ def measure(size: int, queries: int, tenants: int, seed: int) -> dict[str, objec
             floor.append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()
-            got = memory._index.search(qv, scope, 10)
+            got = memory.engines.vector_index.search(qv, scope, 10)
             index.append(time.perf_counter() - t0)
             recalls.append(len({i for i, _ in got} & {ids[j] for j in exact}) / 10)
         return {
             "size": size, "load_s": seconds, "full": percentiles(full),
             "vector_only": percentiles(vector_only), "index": percentiles(index),
             "floor": percentiles(floor), "recall": float(np.mean(recalls)),
-            "index_mib": memory._index.nbytes / 2**20,
+            "index_mib": memory.engines.vector_index.nbytes / 2**20,
         }
 
 

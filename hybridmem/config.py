@@ -187,6 +187,9 @@ class SearchConfig(_Strict):
     # 71.1 / 20.8; at half weight 72.3 / 34.2 (not yet measured merged: the next step).
     context_memories: int = Field(default=2, ge=0, le=8)
     context_weight: float = Field(default=1.0, ge=0.0, le=4.0)
+    # Memory the in-process BM25 postings may hold (least recently searched scopes go
+    # first; a scope evicted is read from the record again on its next search).
+    lexical_budget_mb: int = Field(default=512, ge=1)
 
     @field_validator("weights")
     @classmethod

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from hybridmem.providers.chat import JSONChat
 from hybridmem.providers.embed.base import Embedder
+from hybridmem.read.lexical_index import LexicalIndex
 from hybridmem.read.retriever import Retriever
 from hybridmem.read.snapshot import GraphSnapshots
+from hybridmem.read.vector_index import VectorIndex
 from hybridmem.stores.base import GraphStore, VectorStore
 from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.stores.projection import Projections
@@ -27,12 +29,17 @@ class Engines:
     vectors: VectorStore
     #: Kuzu: the current graph and its history.
     graph: GraphStore
-    #: The SQLite record: memories, their text index and their vectors.
+    #: The SQLite record: memories, their contexts and their vectors.
     catalog: MemoryCatalog
     #: Keeps Milvus and Kuzu in step with the record (`flush()` makes Milvus durable).
     projections: Projections
     #: The read path's per-scope graph cache.
     snapshots: GraphSnapshots
+    #: BM25 over the memories of recently searched scopes, in process.
+    lexical: LexicalIndex
+    #: Exact vector search over recently searched scopes, in process (None when a Milvus
+    #: server is searched instead).
+    vector_index: VectorIndex | None
     embedder: Embedder
     #: The LLM client (`calls` counts requests), or None on the offline default.
     chat: JSONChat | None

@@ -29,6 +29,7 @@ from hybridmem.inputs import (
 from hybridmem.providers.chat import JSONChat
 from hybridmem.providers.embed import create_embedder
 from hybridmem.providers.extract import create_extractor
+from hybridmem.read.lexical_index import LexicalIndex
 from hybridmem.read.render import render
 from hybridmem.read.retriever import Hit, Retriever
 from hybridmem.read.snapshot import GraphSnapshots
@@ -129,13 +130,15 @@ class Memory:
         self._index = VectorIndex(
             self._catalog.scope_vectors, embedder.dims,
             config.vector_store.in_process_budget_mb * 2**20) if in_process else None
+        self._lexical = LexicalIndex(self._catalog.scope_texts,
+                                     config.search.lexical_budget_mb * 2**20)
         judge = LLMConflictJudge(self._chat) if self._chat is not None else None
         self._planner = GraphPlanner(self._graph, self._snapshots, config.graph, judge)
         self._writer = Writer(
             config=config, db=stores.db, journal=self._journal, catalog=self._catalog,
             vectors=self._vectors, graph_store=self._graph, mirror=stores.mirror,
             projections=stores.projections, snapshots=self._snapshots, index=self._index,
-            planner=self._planner, embedder=self._embedder,
+            lexical=self._lexical, planner=self._planner, embedder=self._embedder,
             extractor=create_extractor(
                 self._chat, config.llm.custom_fact_extraction_prompt if config.llm else None
             ),
@@ -143,7 +146,7 @@ class Memory:
         self._retriever = Retriever(
             embedder=self._embedder, vectors=self._vectors, catalog=self._catalog,
             graph_store=self._graph, snapshots=self._snapshots, config=config.search,
-            index=self._index,
+            index=self._index, lexical=self._lexical,
         )
         # Closing needs Milvus Lite's gRPC server, whose worker pool concurrent.futures
         # shuts down when the interpreter exits, before atexit handlers run, and a flush
@@ -283,9 +286,7 @@ class Memory:
             self._vectors.drop()
             self._graph.drop_all(self._stores.projections.store_id)
             self._stores.projections.flush()
-            self._snapshots.clear()
-            if self._index is not None:
-                self._index.clear()
+            self._forget_caches()
 
     @_open_call
     def retry_pending(self) -> dict[str, int]:
@@ -336,9 +337,7 @@ class Memory:
         check again. Returns the repair's counts and the check that followed."""
         with self._writer.lock:
             done = self._stores.projections.repair()
-            self._snapshots.clear()
-            if self._index is not None:
-                self._index.clear()
+            self._forget_caches()
             after = self._stores.projections.check()
         return {"repaired": done.found, "clean": after.clean, "found": after.found}
 
@@ -491,9 +490,7 @@ class Memory:
             counts["relations"] += len(plan.edges)
             if progress is not None:
                 progress(n)
-        self._snapshots.clear()
-        if self._index is not None:
-            self._index.clear()
+        self._forget_caches()
         return counts
 
     @_open_call
@@ -511,7 +508,15 @@ class Memory:
         `hybridmem.engines`; reading is safe, writing through them bypasses the journal)."""
         return Engines(vectors=self._vectors, graph=self._graph, catalog=self._catalog,
                        projections=self._stores.projections, snapshots=self._snapshots,
+                       lexical=self._lexical, vector_index=self._index,
                        embedder=self._embedder, chat=self._chat, retriever=self._retriever)
+
+    def _forget_caches(self) -> None:
+        """Drop the read path's in-process views (they are loaded again from the record)."""
+        self._snapshots.clear()
+        self._lexical.clear()
+        if self._index is not None:
+            self._index.clear()
 
     def _record(self, memory_id: str) -> MemoryRecord:
         record = self._catalog.get(memory_id)

@@ -9,6 +9,7 @@ applying the same plan again.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -76,6 +77,15 @@ class MemoryRecord(ScopedRow):
     # often ambiguous ("Yes, the blue one!"), so the lexical signal also finds a memory by
     # its neighbours' words. Never shown, never embedded.
     context: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryText:
+    """What the lexical index reads of a memory: its text and the texts its context quotes."""
+
+    memory_id: str
+    text: str
+    context: tuple[str, ...] = ()
 
 
 class MemoryWrite(BaseModel):

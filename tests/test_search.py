@@ -197,23 +197,108 @@ def test_deleted_or_changed_words_leave_the_context_too(tmp_path):
                                                 "Lunch was good"]
 
 
-def test_bm25_skips_superseded_memories_that_outrank_the_current_one(shared_memory, uid):
-    """The lexical signal ranks in the FTS index and drops superseded rows afterwards;
-    when they fill its over-fetch it ranks again with the filter inside the query."""
+WORDS_OF_MEMORIES = ["alice", "bob", "tea", "paris", "dog", "rex", "the"]
+
+
+def test_bm25_never_finds_a_superseded_memory(shared_memory, uid):
+    """Memories superseded after the scope's postings were loaded leave them (and the
+    words they held count no more), so they cannot crowd the current one out."""
     from hybridmem.scope import Scope
 
+    scope = Scope.of(uid)
+    shared_memory.search("load the scope's postings", user_id=uid)
     cities = ["Lisbon", "Porto", "Braga", "Faro", "Evora", "Sintra"]
     for city in cities:
         shared_memory.add(f"I live in {city}", user_id=uid)
     shared_memory.add("I live in Coimbra", user_id=uid)  # current: one matching word less
-    catalog = shared_memory.engines.catalog
     texts = {m["id"]: m["memory"] for m in shared_memory.get_all(user_id=uid)["results"]}
     assert list(texts.values()) == ["I live in Coimbra"]  # the six were superseded
-    scope = Scope.of(uid)
+    lexical = shared_memory.engines.lexical
     for limit in (1, 2, 3):
         # (without context: Coimbra's holds the two cities said before it)
-        found = catalog.lexical(scope, "live " + " ".join(cities), limit, context_weight=0)
+        found = lexical.search("live " + " ".join(cities), scope, limit, context_weight=0)
         assert [texts.get(i) for i, _ in found] == ["I live in Coimbra"]
+
+
+def test_cached_postings_equal_a_fresh_load(fresh_memory):
+    """Writes patch the loaded postings (adds, an update that rewrites the contexts
+    quoting it, a delete, a supersession, a sub-scope's delete_all); after each, every
+    query scores as on postings loaded from the record."""
+    from hybridmem.read.lexical_index import LexicalIndex
+    from hybridmem.scope import Scope
+
+    memory, scope = fresh_memory, Scope.of("u")
+    catalog = memory.engines.catalog
+
+    def check() -> None:
+        fresh = LexicalIndex(catalog.scope_texts, 2**20)
+        for query in ["pottery", "chess", "Ana Lima", "live Porto Braga", "bread sister"]:
+            for weight in (0.0, 0.5, 1.0):
+                cached = memory.engines.lexical.search(query, scope, 50, context_weight=weight)
+                again = fresh.search(query, scope, 50, context_weight=weight)
+                assert dict(cached) == pytest.approx(dict(again)), (query, weight)
+
+    memory.search("load the scope's postings", user_id="u")
+    ids = [memory.add(text, user_id="u", infer=False)["results"][0]["id"] for text in [
+        "I adore pottery", "My sister Ana paints", "We met at the pottery class",
+        "Ana moved to Lima", "I bake bread on Sundays"]]
+    memory.add("Lena plays chess", user_id="u", agent_id="coach", infer=False)
+    check()
+    memory.update(ids[0], "I adore chess")  # the next two memories quote it
+    check()
+    found = memory.engines.lexical.search("pottery", scope, 50, context_weight=0)
+    assert [i for i, _ in found] == [ids[2]]
+    memory.delete(ids[3])  # quoted by the last one
+    check()
+    memory.add("I live in Porto", user_id="u")
+    memory.add("I live in Braga", user_id="u")  # supersedes Porto
+    check()
+    memory.delete_all(user_id="u", agent_id="coach")
+    check()
+
+
+@given(st.lists(st.tuples(st.lists(st.sampled_from(WORDS_OF_MEMORIES), max_size=6),
+                          st.lists(st.sampled_from(WORDS_OF_MEMORIES), max_size=6)),
+                min_size=1, max_size=30),
+       st.data())
+def test_memory_bm25_patched_in_steps_scores_as_the_formula(docs, data):
+    """Adds, removals (compacted after two) and re-adds leave the postings scoring every
+    query as BM25 written out over the memories left."""
+    import math
+
+    from hybridmem.read.lexical_index import _ScopePostings
+
+    postings = _ScopePostings(compact_after=2)
+    live: dict[str, tuple[list[str], list[str]]] = {}
+    for i, (own, near) in enumerate(docs):
+        postings.add(f"m{i}", own, near)
+        live[f"m{i}"] = (own, near)
+        if data.draw(st.booleans()):
+            gone = data.draw(st.sampled_from(sorted(live)))
+            postings.remove(gone)
+            del live[gone]
+    again = data.draw(st.sampled_from([f"m{i}" for i in range(len(docs))]))
+    postings.add(again, ["alice", "tea"], [])
+    live[again] = (["alice", "tea"], [])
+    for weight in (0.0, 0.5, 1.0):
+        for words in (["alice"], ["tea", "paris"], ["bob", "rex", "dog"]):
+            n = len(live)
+            total = sum(len(o) + (len(c) if weight else 0) for o, c in live.values())
+            expected = {}
+            for word in words:
+                tf = {m: o.count(word) + weight * c.count(word) for m, (o, c) in live.items()}
+                df = sum(1 for v in tf.values() if v > 0)
+                idf = max(math.log(1 + (n - df + 0.5) / (df + 0.5))
+                          - math.log(1 + 0.5 / (n + 0.5)), 1e-6)
+                for m, (o, c) in live.items():
+                    if tf[m] > 0:
+                        length = len(o) + (len(c) if weight else 0)
+                        part = idf * tf[m] * 2.2 / (tf[m] + 1.2 * (0.25 + 0.75 * length
+                                                                   / (total / n)))
+                        expected[m] = expected.get(m, 0.0) + part
+            scores = postings.scores(words, weight)
+            got = {postings.ids[r]: s for r, s in enumerate(scores) if s > 0}
+            assert got == pytest.approx(expected), (words, weight)
 
 
 WORDS = ["alice", "bob", "lives", "in", "paris", "works", "at", "acme", "likes", "tea",

@@ -1,4 +1,4 @@
-"""Gathering candidates for one search: Milvus ANN over memories, FTS5 BM25 over memory
+"""Gathering candidates for one search: Milvus ANN over memories, BM25 over memory
 text, the query's entities and their 1-2 hop relations in Kuzu, and BM25 over the scope's
 relation sentences. No LLM call; one embedding call."""
 
@@ -11,6 +11,7 @@ import numpy as np
 from hybridmem.config import SearchConfig
 from hybridmem.filters import Filter, matches, pushdown
 from hybridmem.providers.embed.base import Embedder
+from hybridmem.read.lexical_index import LexicalIndex
 from hybridmem.read.merger import Candidate, fuse
 from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
 from hybridmem.read.vector_index import VectorIndex
@@ -50,6 +51,7 @@ class Retriever:
         graph_store: GraphStore,
         snapshots: GraphSnapshots,
         config: SearchConfig,
+        lexical: LexicalIndex,
         index: VectorIndex | None = None,
     ) -> None:
         self._embedder = embedder
@@ -58,6 +60,7 @@ class Retriever:
         self._graph_store = graph_store
         self._snapshots = snapshots
         self._index = index
+        self._lexical = lexical
         self.config = config
 
     def search(
@@ -131,9 +134,9 @@ class Retriever:
             pool.memory(memory_id).raw["vector"] = cosine
 
     def _memory_bm25_signal(self, pool: _Pool, query: str, scope: Scope, k: int) -> None:
-        """FTS5 BM25 over the scope's memory texts."""
-        for memory_id, score in self._catalog.lexical(
-                scope, query, k, context_weight=self.config.context_weight):
+        """BM25 over the scope's current memories (their texts and contexts)."""
+        for memory_id, score in self._lexical.search(
+                query, scope, k, context_weight=self.config.context_weight):
             pool.memory(memory_id).raw["bm25"] = score
 
     def _fill_cosines(self, pool: _Pool, query_vector: np.ndarray) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from hybridmem.records import MemoryRecord, Supersession
+from hybridmem.records import MemoryRecord, MemoryText, Supersession
 from hybridmem.scope import SCOPE_FIELDS, Scope
 from hybridmem.stores.sqlite import Database
 from hybridmem.text import content_tokens
@@ -44,9 +44,11 @@ class MemoryCatalog:
 
     # ---------------------------------------------------------------- writes
 
-    def upsert(self, records: list[MemoryRecord], vectors: np.ndarray, epoch: int) -> None:
+    def upsert(self, records: list[MemoryRecord], vectors: np.ndarray, epoch: int
+               ) -> dict[str, MemoryText]:
         """Insert or replace rows with their vectors, written to Milvus at `epoch` (inside
-        the caller's transaction when there is one)."""
+        the caller's transaction when there is one). Returns the other memories whose
+        context now quotes a changed text (see `_restate`)."""
         rows = [
             (r.id, r.user_id, r.agent_id, r.run_id, r.text, r.hash,
              json.dumps(r.metadata, ensure_ascii=False), r.role, r.actor_id, r.created_at,
@@ -55,12 +57,13 @@ class MemoryCatalog:
              np.asarray(v, dtype="<f4").tobytes(), epoch)
             for r, v in zip(records, vectors, strict=True)
         ]
+        restated: dict[str, MemoryText] = {}
         with self._db.transaction() as conn:
             before = self._texts([r.id for r in records])  # one read for the batch
             for record in records:
                 old = before.get(record.id)
                 if old is not None and old[0] != record.text:
-                    self._restate(conn, old, record.text)
+                    restated.update(self._restate(conn, old, record.text))
             conn.executemany(
                 f"INSERT INTO memories ({_COLUMNS}, scope_tokens, vector, vepoch) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -71,21 +74,25 @@ class MemoryCatalog:
                 rows,
             )
             conn.executemany("DELETE FROM tombstones WHERE id = ?", [(r.id,) for r in records])
+        return restated
 
-    def delete(self, ids: Iterable[str], epoch: int) -> None:
-        """Delete rows by id; their Milvus deletion is owed until a flush at >= `epoch`."""
+    def delete(self, ids: Iterable[str], epoch: int) -> dict[str, MemoryText]:
+        """Delete rows by id; their Milvus deletion is owed until a flush at >= `epoch`.
+        Returns the other memories whose context quoted a deleted text (see `_restate`)."""
         rows = [(i,) for i in ids]
+        restated: dict[str, MemoryText] = {}
         with self._db.transaction() as conn:
             gone = self._texts([i for (i,) in rows])
             conn.executemany("DELETE FROM memories WHERE id = ?", rows)
             # after the delete: a delete_all leaves no context to scan, not one scan per row
             for old in gone.values():
-                self._restate(conn, old, None)
+                restated.update(self._restate(conn, old, None))
             conn.executemany(
                 "INSERT INTO tombstones (id, epoch) VALUES (?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch",
                 [(i, epoch) for (i,) in rows],
             )
+        return restated
 
     def _texts(self, ids: list[str]) -> dict[str, tuple[str, str, str, str]]:
         """id -> (text, user_id, agent_id, run_id) of existing rows."""
@@ -99,21 +106,26 @@ class MemoryCatalog:
         return out
 
     @staticmethod
-    def _restate(conn, old: tuple[str, str, str, str], new_text: str | None) -> None:
+    def _restate(conn, old: tuple[str, str, str, str], new_text: str | None
+                 ) -> dict[str, MemoryText]:
         """A memory's text changed (or it was deleted, `new_text` None): the contexts that
-        quote it say the new text (or no longer say it), so deleted words stay deleted."""
+        quote it say the new text (or no longer say it), so deleted words stay deleted.
+        Returns the memories whose context changed, as they now read."""
         text, *scope = old
         line = _context_line(text)
         rows = conn.execute(
-            "SELECT id, context FROM memories WHERE user_id = ? AND agent_id = ? AND "
+            "SELECT id, text, context FROM memories WHERE user_id = ? AND agent_id = ? AND "
             "run_id = ? AND instr(context, ?) > 0", (*scope, line)).fetchall()
+        restated = {}
         for row in rows:
             lines = row["context"].split(_CONTEXT_SEPARATOR)
             if line not in lines:
                 continue  # the words only appear inside another memory's text
             kept = [(new_text if item == line else item) for item in lines]
-            conn.execute("UPDATE memories SET context = ? WHERE id = ?",
-                         (context_of([t for t in kept if t is not None]), row["id"]))
+            context = context_of([t for t in kept if t is not None])
+            conn.execute("UPDATE memories SET context = ? WHERE id = ?", (context, row["id"]))
+            restated[row["id"]] = MemoryText(row["id"], row["text"], context_lines(context))
+        return restated
 
     # ---------------------------------------------------------------- projection
 
@@ -168,6 +180,15 @@ class MemoryCatalog:
         return ([r["id"] for r in rows], matrix.astype(np.float32),
                 [json.loads(r["metadata"]) for r in rows],
                 [(r["user_id"], r["agent_id"], r["run_id"]) for r in rows])
+
+    def scope_texts(self, scope: Scope) -> list[MemoryText]:
+        """Every current memory of a read scope with its context, oldest first (it feeds
+        the in-process lexical index)."""
+        where, params = _scope_where(scope)
+        rows = self._db.read(
+            f"SELECT id, text, context FROM memories WHERE {where} AND superseded_at IS NULL "
+            "ORDER BY rowid", params)
+        return [MemoryText(r["id"], r["text"], context_lines(r["context"])) for r in rows]
 
     def tombstones(self) -> list[str]:
         """Ids deleted from the record whose Milvus deletion is not known durable."""
@@ -330,6 +351,11 @@ def _context_line(text: str) -> str:
 def context_of(texts: list[str]) -> str:
     """The context a memory stores: the texts of the memories before it, oldest first."""
     return _CONTEXT_SEPARATOR.join(_context_line(t) for t in texts)
+
+
+def context_lines(context: str) -> tuple[str, ...]:
+    """The texts a stored context quotes, oldest first."""
+    return tuple(line for line in context.split(_CONTEXT_SEPARATOR) if line)
 
 
 def _scope_where(scope: Scope | None) -> tuple[str, list[str]]:

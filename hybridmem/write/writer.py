@@ -33,6 +33,7 @@ from hybridmem.config import MemoryConfig
 from hybridmem.errors import HybridMemError, NotFoundError, ProviderError, StoreError
 from hybridmem.providers.embed.base import Embedder
 from hybridmem.providers.extract.base import ExtractedRelation, Extraction, Extractor, Message
+from hybridmem.read.lexical_index import LexicalIndex
 from hybridmem.read.snapshot import GraphSnapshots
 from hybridmem.read.vector_index import VectorIndex
 from hybridmem.records import (
@@ -80,6 +81,7 @@ class Writer:
         projections: Projections,
         snapshots: GraphSnapshots,
         index: VectorIndex | None,
+        lexical: LexicalIndex,
         planner: GraphPlanner,
         embedder: Embedder,
         extractor: Extractor,
@@ -94,6 +96,7 @@ class Writer:
         self._projections = projections
         self._snapshots = snapshots
         self._index = index
+        self._lexical = lexical
         self._planner = planner
         self._embedder = embedder
         self._extractor = extractor
@@ -333,15 +336,16 @@ class Writer:
         self._graph.apply(plan, self._projections.store_id)
         checkpoint("kuzu.written")
         with self._db.transaction():
-            self._catalog.delete(plan.delete_memory_ids, plan.epoch)
+            restated = self._catalog.delete(plan.delete_memory_ids, plan.epoch)
             if records:
-                self._catalog.upsert(records, vectors, plan.epoch)
+                restated.update(self._catalog.upsert(records, vectors, plan.epoch))
             self._catalog.supersede(plan.supersede)
             self._mirror.apply(plan)
             self._journal.finish(plan)
         checkpoint("catalog.committed")
         if self._index is not None:
             self._index.apply(plan)
+        self._lexical.apply(plan, restated)
         if plan.delete_scope is not None:
             self._snapshots.clear()
         else:
@@ -366,6 +370,7 @@ class Writer:
             return False
         finally:
             self._snapshots.clear()
+            self._lexical.clear()
             if self._index is not None:
                 self._index.clear()
         error = error or self._journal.error(plan.op_id) or "failed"
