@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -229,6 +230,22 @@ class MemoryCatalog:
                 f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks})", chunk
             ):
                 out[row["id"]] = _record(row)
+        return out
+
+    def current(self, ids: Iterable[str]) -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
+        """The current (not superseded) rows among `ids`: id -> (its scope ids, its
+        metadata), what a search checks before it shows a memory, without building records."""
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, tuple[dict[str, str], dict[str, Any]]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._db.read(
+                "SELECT id, user_id, agent_id, run_id, metadata FROM memories "
+                f"WHERE id IN ({marks}) AND superseded_at IS NULL", chunk
+            ):
+                out[r["id"]] = ({"user_id": r["user_id"], "agent_id": r["agent_id"],
+                                 "run_id": r["run_id"]}, json.loads(r["metadata"]))
         return out
 
     def ids_by_hash(self, scope: Scope, hashes: Iterable[str]) -> dict[str, str]:
