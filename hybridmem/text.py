@@ -100,8 +100,7 @@ def _stemmer():
 
 
 def stems(text: str) -> list[str]:
-    """English (Porter 2) stems of `tokenize`, as SQLite FTS5's porter tokenizer stems
-    memory text: "lives", "living" and "live" meet."""
+    """English (Porter 2) stems of `tokenize`: "lives", "living" and "live" meet."""
     return _stemmer().stemWords(tokenize(text))
 
 

@@ -4,8 +4,9 @@ Every candidate (a memory or a relation) carries up to three raw signals:
 
 - `vector`: cosine similarity of the query and the memory (a relation inherits the best
   cosine of the memories that support it);
-- `bm25`: BM25 of the query over the hit's text (memory text in SQLite FTS5; relation
-  sentences with rank-bm25 over the scope's whole relation corpus);
+- `bm25`: BM25 of the query over the hit's text (a memory's text and context over the
+  scope's current memories, `read/lexical_index.py`; a relation's sentence over the
+  scope's relations, `read/bm25.py`);
 - `graph`: how well a relation sits among the entities the query names:
   `sum_s strength_s * decay(hops_s) / sum_s strength_s` over the query's entities s
   (strength 1 for a name/alias match, the cosine for an embedding match; decay 1 at one

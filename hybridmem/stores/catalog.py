@@ -1,5 +1,5 @@
-"""The memory catalog: every memory's row (text, hash, metadata, timestamps, vector) in
-SQLite, with an FTS5 index for the lexical (BM25) signal.
+"""The memory catalog: every memory's row (text, context, hash, metadata, timestamps,
+vector) in SQLite.
 
 The catalog is the record of memories: Milvus holds a projection of its vectors and can be
 rebuilt from it without embedding anything again. Exact-hash dedup, `get`, `get_all` and
@@ -10,7 +10,6 @@ memory visible: a vector or an edge whose memory is not in the catalog yet is ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -20,21 +19,11 @@ import numpy as np
 from hybridmem.records import MemoryRecord, MemoryText, Supersession
 from hybridmem.scope import SCOPE_FIELDS, Scope
 from hybridmem.stores.sqlite import Database
-from hybridmem.text import content_tokens
 
 _COLUMNS = (
     "id, user_id, agent_id, run_id, text, hash, metadata, role, actor_id, created_at, "
     "updated_at, superseded_at, superseded_by, inferred, context"
 )
-
-
-def scope_tokens(ids: dict[str, str]) -> list[str]:
-    """FTS tokens that stand for scope ids (hex digests: no id text reaches FTS syntax)."""
-    return [
-        f"{field[0]}{hashlib.sha256(value.encode('utf-8')).hexdigest()[:24]}"
-        for field, value in ids.items()
-        if value
-    ]
 
 
 class MemoryCatalog:
@@ -54,7 +43,6 @@ class MemoryCatalog:
             (r.id, r.user_id, r.agent_id, r.run_id, r.text, r.hash,
              json.dumps(r.metadata, ensure_ascii=False), r.role, r.actor_id, r.created_at,
              r.updated_at, r.superseded_at, r.superseded_by, int(r.inferred), r.context,
-             " ".join(scope_tokens(r.model_dump(include=set(SCOPE_FIELDS)))),
              np.asarray(v, dtype="<f4").tobytes(), epoch)
             for r, v in zip(records, vectors, strict=True)
         ]
@@ -66,8 +54,8 @@ class MemoryCatalog:
                 if old is not None and old[0] != record.text:
                     restated.update(self._restate(conn, old, record.text))
             conn.executemany(
-                f"INSERT INTO memories ({_COLUMNS}, scope_tokens, vector, vepoch) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO memories ({_COLUMNS}, vector, vepoch) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET text = excluded.text, hash = excluded.hash, "
                 "metadata = excluded.metadata, updated_at = excluded.updated_at, "
                 "superseded_at = excluded.superseded_at, superseded_by = excluded.superseded_by, "
@@ -308,56 +296,9 @@ class MemoryCatalog:
             "ORDER BY rowid DESC LIMIT ?", (row["user_id"], row["agent_id"], row["run_id"], n))
         return [r["text"] for r in reversed(rows)]
 
-    def lexical(self, scope: Scope, query: str, limit: int, *, context_weight: float = 1.0
-                ) -> list[tuple[str, float]]:
-        """BM25 over memory text (and, weighted by `context_weight`, each memory's context)
-        in a scope: (id, score) best first; higher is better.
-
-        Scores are SQLite FTS5's bm25 with its sign flipped; IDF statistics are those of
-        the whole catalog.
-        """
-        tokens = list(dict.fromkeys(content_tokens(query)))[:32]
-        if not tokens:
-            return []
-        terms = " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens)
-        scope_expr = " AND ".join(scope_tokens(scope.ids()))
-        columns = "{text context}" if context_weight > 0 else "text"
-        match = f"scope_tokens : ({scope_expr}) AND {columns} : ({terms})"
-        weights = f"1.0, {float(context_weight)!r}, 0.0"
-        # Ranked in the FTS index alone first: joining every matching row to `memories`
-        # to skip superseded ones cost half the search (29.7 vs 15.3 ms at 20k memories,
-        # ~9.6k matches). Over-fetching 2x and filtering the few rows kept gives the same
-        # top `limit` whenever enough of them are current; otherwise the joined query runs.
-        wanted = 2 * limit
-        with self._db.lock:
-            ranked = self._db.read(
-                f"SELECT rowid, -bm25(memories_fts, {weights}) AS score FROM memories_fts "
-                f"WHERE memories_fts MATCH ? ORDER BY bm25(memories_fts, {weights}) LIMIT ?",
-                (match, wanted),
-            ) if wanted <= _MAX_PARAMETERS else []
-            current = {r["rowid"]: r["id"] for r in self._db.read(
-                "SELECT rowid, id FROM memories WHERE superseded_at IS NULL "
-                f"AND rowid IN ({', '.join('?' * len(ranked))})", [r["rowid"] for r in ranked],
-            )} if ranked else {}
-            found = [(current[r["rowid"]], float(r["score"])) for r in ranked
-                     if r["rowid"] in current]
-            if wanted <= _MAX_PARAMETERS and (len(found) >= limit or len(ranked) < wanted):
-                return found[:limit]
-            rows = self._db.read(
-                f"SELECT m.id AS id, -bm25(memories_fts, {weights}) AS score "
-                "FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
-                "WHERE memories_fts MATCH ? AND m.superseded_at IS NULL "
-                f"ORDER BY bm25(memories_fts, {weights}) LIMIT ?",
-                (match, limit),
-            )
-        return [(r["id"], float(r["score"])) for r in rows]
-
-
-# Rows one statement may bind (SQLite's default limit is 32,766).
-_MAX_PARAMETERS = 10_000
 
 # Between the texts of a context: a character no text keeps (it is turned into a space),
-# so one text is one item and FTS5 reads it as a word break.
+# so one text is one item, and the tokenizer reads it as a word break.
 _CONTEXT_SEPARATOR = "\x1f"
 
 

@@ -18,38 +18,12 @@ from typing import Any
 
 from hybridmem.errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
-# The text index over memories, one statement each (the upgrade from version 2 makes it anew).
-_FTS_SCHEMA = [
-    """
-CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
-    text, context, scope_tokens, content='memories', content_rowid='rowid',
-    tokenize='porter unicode61 remove_diacritics 2'
-);
-""",
-    """
-CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts (rowid, text, context, scope_tokens)
-    VALUES (new.rowid, new.text, new.context, new.scope_tokens);
-END;
-""",
-    """
-CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, text, context, scope_tokens)
-    VALUES ('delete', old.rowid, old.text, old.context, old.scope_tokens);
-END;
-""",
-    """
-CREATE TRIGGER IF NOT EXISTS memories_au AFTER UPDATE OF text, context, scope_tokens
-ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, text, context, scope_tokens)
-    VALUES ('delete', old.rowid, old.text, old.context, old.scope_tokens);
-    INSERT INTO memories_fts (rowid, text, context, scope_tokens)
-    VALUES (new.rowid, new.text, new.context, new.scope_tokens);
-END;
-""",
-]
+# Version 3 kept an FTS5 index over memory text; version 4 drops it (BM25 runs on
+# in-process postings, read/lexical_index.py). What an upgrade removes:
+_FTS_OBJECTS = [("TRIGGER", "memories_ai"), ("TRIGGER", "memories_ad"),
+                ("TRIGGER", "memories_au"), ("TABLE", "memories_fts")]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,7 +63,6 @@ CREATE TABLE IF NOT EXISTS memories (
     -- words of the memories stored just before this one in its scope: found by the
     -- lexical signal, never shown or embedded (version 3)
     context       TEXT NOT NULL DEFAULT '',
-    scope_tokens  TEXT NOT NULL,
     vector        BLOB NOT NULL,
     -- the epoch of the operation that last wrote this row's vector to Milvus
     vepoch        INTEGER NOT NULL
@@ -102,8 +75,6 @@ CREATE INDEX IF NOT EXISTS memories_vepoch ON memories (vepoch);
 
 -- Memories deleted from the record whose deletion Milvus has not yet made durable.
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
-
-{fts}
 
 -- The graph as Kuzu must hold it (Kuzu is rebuilt from these two tables when it diverges).
 CREATE TABLE IF NOT EXISTS entities (
@@ -136,7 +107,7 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_memory ON history (memory_id);
 CREATE INDEX IF NOT EXISTS history_user ON history (user_id);
-""".replace("{fts}", "\n".join(_FTS_SCHEMA))
+"""
 
 
 class Database:
@@ -159,8 +130,8 @@ class Database:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             version = self._version()
-            if version == 2:
-                self._upgrade_from_2()
+            if version in (2, 3):
+                self._upgrade(version)
                 version = SCHEMA_VERSION
             if version not in (None, SCHEMA_VERSION):
                 raise StoreError(
@@ -174,19 +145,18 @@ class Database:
                 (str(SCHEMA_VERSION),),
             )
 
-    def _upgrade_from_2(self) -> None:
-        """Version 2 -> 3: memories get a `context` column, which the text index covers.
-        One transaction: a crash leaves version 2 whole, and the next open upgrades it."""
+    def _upgrade(self, version: int) -> None:
+        """Version 2 or 3 -> 4: memories get a `context` column (version 3 added it) and
+        the FTS5 index goes, with the column of scope tokens only it read. One
+        transaction: a crash leaves the old version whole, and the next open upgrades it."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT ''")
-            for trigger in ("memories_ai", "memories_ad", "memories_au"):
-                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-            conn.execute("DROP TABLE IF EXISTS memories_fts")
-            for statement in _FTS_SCHEMA:
-                conn.execute(statement)
-            conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+            if version == 2:
+                conn.execute("ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+            for kind, name in _FTS_OBJECTS:
+                conn.execute(f"DROP {kind} IF EXISTS {name}")
+            conn.execute("ALTER TABLE memories DROP COLUMN scope_tokens")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                          (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")

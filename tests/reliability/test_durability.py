@@ -40,34 +40,43 @@ def test_thousand_adds_close_reopen(tmp_path):
         assert index_files(tmp_path) == files
 
 
-# The text index of schema version 2 (before memories had a context column).
-_V2_INDEX = [
-    "CREATE VIRTUAL TABLE memories_fts USING fts5 (text, scope_tokens, content='memories', "
-    "content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_fts "
-    "(rowid, text, scope_tokens) VALUES (new.rowid, new.text, new.scope_tokens); END",
-    "CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN INSERT INTO memories_fts "
-    "(memories_fts, rowid, text, scope_tokens) VALUES ('delete', old.rowid, old.text, "
-    "old.scope_tokens); END",
-]
+# The FTS5 text index of schema versions 2 and 3 (version 3 added the context column).
+_FTS_INDEX = {
+    2: ["CREATE VIRTUAL TABLE memories_fts USING fts5 (text, scope_tokens, content='memories',"
+        " content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2')",
+        "CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_fts "
+        "(rowid, text, scope_tokens) VALUES (new.rowid, new.text, new.scope_tokens); END",
+        "CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN INSERT INTO memories_fts "
+        "(memories_fts, rowid, text, scope_tokens) VALUES ('delete', old.rowid, old.text, "
+        "old.scope_tokens); END"],
+    3: ["CREATE VIRTUAL TABLE memories_fts USING fts5 (text, context, scope_tokens, "
+        "content='memories', content_rowid='rowid', "
+        "tokenize='porter unicode61 remove_diacritics 2')",
+        "CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN INSERT INTO memories_fts "
+        "(rowid, text, context, scope_tokens) VALUES (new.rowid, new.text, new.context, "
+        "new.scope_tokens); END",
+        "CREATE TRIGGER memories_au AFTER UPDATE OF text, context, scope_tokens ON memories "
+        "BEGIN INSERT INTO memories_fts (memories_fts, rowid, text, context, scope_tokens) "
+        "VALUES ('delete', old.rowid, old.text, old.context, old.scope_tokens); END"],
+}
 
 
-def test_a_version_2_record_is_upgraded_in_place(tmp_path):
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_record_is_upgraded_in_place(tmp_path, version):
     import sqlite3
 
     config = {"data_dir": str(tmp_path), "embedder": {"provider": "hash"}}
     with Memory.from_config(config) as memory:
         memory.add("I keep bees in Oslo", user_id="u", infer=False)
     path = next(tmp_path.glob("*.sqlite"))
-    conn = sqlite3.connect(path)  # made into what hybridmem 0.1 wrote
-    for name in ("memories_ai", "memories_ad", "memories_au"):
-        conn.execute(f"DROP TRIGGER {name}")
-    conn.execute("DROP TABLE memories_fts")
-    conn.execute("ALTER TABLE memories DROP COLUMN context")
-    for statement in _V2_INDEX:
+    conn = sqlite3.connect(path)  # made into what an older hybridmem wrote
+    conn.execute("ALTER TABLE memories ADD COLUMN scope_tokens TEXT NOT NULL DEFAULT 'u1'")
+    if version == 2:
+        conn.execute("ALTER TABLE memories DROP COLUMN context")
+    for statement in _FTS_INDEX[version]:
         conn.execute(statement)
     conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
-    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     conn.commit()
     conn.close()
     with Memory.from_config(config) as memory:
@@ -78,6 +87,9 @@ def test_a_version_2_record_is_upgraded_in_place(tmp_path):
             "bees", user_id="u", signals=["bm25"])["results"]] == [
             "I keep bees in Oslo", "My hive is on the roof"]  # found by its context too
         assert memory.check()["clean"]
-    version = sqlite3.connect(path).execute(
-        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-    assert version == "3"
+    conn = sqlite3.connect(path)
+    assert conn.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '%fts%' "
+                        "OR sql LIKE '%fts%'").fetchall() == []  # the index and its triggers
+    assert "scope_tokens" not in {r[1] for r in conn.execute("PRAGMA table_info(memories)")}
