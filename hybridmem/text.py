@@ -8,7 +8,6 @@ import re
 import threading
 import unicodedata
 
-_WS = re.compile(r"\s+")
 # Dashes and hyphens of every script fold to "-" so "Spider‑Man" (U+2011) == "Spider-Man".
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]")
 _UNKEEPABLE = re.compile("[\x00\ud800-\udfff]")
@@ -18,10 +17,13 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": 
 def clean_text(text: str) -> str:
     """NFKC, unified dashes and quotes, collapsed whitespace, stripped; characters no
     store can keep (lone surrogates, NUL) become U+FFFD."""
+    if text.isascii() and "\x00" not in text:
+        # NFKC, dashes and quotes change no ASCII text (and str.translate of one is slow)
+        return " ".join(text.split())
     text = _UNKEEPABLE.sub("\ufffd", text)
     text = unicodedata.normalize("NFKC", text)
     text = _DASHES.sub("-", text).translate(_QUOTES)
-    return _WS.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def text_hash(text: str) -> str:
@@ -73,12 +75,11 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("John has_dog Spider-Man!")
     ['john', 'has', 'dog', 'spider', 'man']
     """
-    out: list[str] = []
-    for match in _TOKEN.finditer(clean_text(text).casefold()):
-        for part in match.group(0).split("_"):
-            if part:
-                out.append(part)
-    return out
+    folded = clean_text(text).casefold()
+    found = _TOKEN.findall(folded)
+    if "_" not in folded:
+        return found
+    return [part for token in found for part in token.split("_") if part]
 
 
 def content_tokens(text: str) -> list[str]:

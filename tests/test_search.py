@@ -301,6 +301,46 @@ def test_memory_bm25_patched_in_steps_scores_as_the_formula(docs, data):
             assert got == pytest.approx(expected), (words, weight)
 
 
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(
+    ["\u2019", "\u2011", "\x00", "\x1f", "\u00a0", "\uff21", "_", " ", "\n"])))
+def test_clean_text_and_tokens_equal_their_general_path(text):
+    """ASCII text skips NFKC and the dash/quote folding (they change none) and tokens
+    skip the underscore split when there is none: same results as the general path."""
+    import re
+    import unicodedata
+
+    from hybridmem.text import _DASHES, _QUOTES, _TOKEN, _UNKEEPABLE, clean_text, tokenize
+
+    general = _DASHES.sub("-", unicodedata.normalize("NFKC", _UNKEEPABLE.sub("\ufffd", text)))
+    general = re.sub(r"\s+", " ", general.translate(_QUOTES)).strip()
+    assert clean_text(text) == general
+    parts = [p for t in _TOKEN.findall(general.casefold()) for p in t.split("_") if p]
+    assert tokenize(text) == parts
+
+
+@given(st.lists(st.tuples(st.sampled_from(["Alice likes tea", "Bob's dog Rex", "tea in Paris",
+                                           "", "the dog_house"]),
+                          st.lists(st.sampled_from(["Alice likes tea", "Rex", "Paris"]),
+                                   max_size=2)),
+                min_size=1, max_size=12))
+def test_postings_built_at_once_equal_postings_added_one_by_one(items):
+    """A scope's first search builds its postings in one numpy pass; they must score as
+    the same memories added one at a time."""
+    from hybridmem.read.lexical_index import _ScopePostings, _stemmed
+    from hybridmem.records import MemoryText
+
+    texts = [MemoryText(f"m{i}", text, tuple(context)) for i, (text, context) in
+             enumerate(items)]
+    one_by_one = _ScopePostings()
+    for memory_id, own, near in _stemmed(texts):
+        one_by_one.add(memory_id, own, near)
+    at_once = _ScopePostings.built(texts)
+    for weight in (0.0, 1.0):
+        for words in (["alic", "tea"], ["rex", "dog"], ["pari"], ["hous"]):
+            assert at_once.scores(words, weight) == pytest.approx(
+                one_by_one.scores(words, weight)), (words, weight)
+
+
 WORDS = ["alice", "bob", "lives", "in", "paris", "works", "at", "acme", "likes", "tea",
          "coffee", "sister", "dog", "named", "rex", "the"]
 
