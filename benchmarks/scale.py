@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([
             f"{f['size']:,}", f"{f['bulk']:.0f}", "{:.1f} / {:.1f}".format(*f["single"]),
             "{:.1f} / {:.1f}".format(*f["search"]), "{:.2f} / {:.2f}".format(*f["floor"]),
-            f"{f['search'][0] / f['floor'][0]:.0f}x", f"{f['rss']:.0f}", f"{f['disk']:.0f}",
+            f"{f['search'][0] / f['floor'][0]:.2f}x", f"{f['rss']:.0f}", f"{f['disk']:.0f}",
         ])
     print(f"one user; verbatim adds; {args.embedder} embedder; times in ms (p50 / p95)")
     print(table(["memories", "bulk add rows/s", "single add", "search", "floor (embed+numpy)",
