@@ -14,6 +14,10 @@ mem0 is not a dependency of hybridmem. Install it apart (it pins protobuf < 7):
     .venv-mem0/bin/pip install "mem0ai[graph]==1.0.11"
     .venv-mem0/bin/python benchmarks/compare_mem0.py
 
+`--footprint N`: instead, each system in a process of its own stores the same N generated
+statements verbatim for one user (infer=False: no LLM, no graph) and answers 20 searches;
+prints RSS after opening, after the adds, at peak, and the data dir's size.
+
 Without mem0 importable the script says so and exits 0. Tokens are counted with the MiniLM
 WordPiece tokenizer shipped with hybridmem (OpenAI's BPE tables cannot be fetched offline):
 absolute counts differ from an API bill, the ratio between the systems does not much.
@@ -152,12 +156,13 @@ def hybridmem_memory(server: FakeOpenAI, data_dir: Path) -> Memory:
     })
 
 
-def mem0_memory(server: FakeOpenAI, data_dir: Path):
-    """mem0 1.0.11 on Milvus Lite + Kuzu, LLM and embedder on the shared endpoint."""
+def mem0_memory(server: FakeOpenAI, data_dir: Path, graph: bool = True):
+    """mem0 1.0.11 on Milvus Lite + Kuzu (or without a graph), LLM and embedder on the
+    shared endpoint."""
     from mem0 import Memory as Mem0Memory
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Mem0Memory.from_config({
+    config = {
         "llm": {"provider": "openai", "config": {"model": "m", "api_key": "sk",
                                                  "openai_base_url": server.base_url}},
         "embedder": {"provider": "openai", "config": {
@@ -169,7 +174,10 @@ def mem0_memory(server: FakeOpenAI, data_dir: Path):
         "graph_store": {"provider": "kuzu", "config": {"db": str(data_dir / "graph.kuzu")}},
         "history_db_path": str(data_dir / "history.db"),
         "version": "v1.1",
-    })
+    }
+    if not graph:
+        del config["graph_store"]
+    return Mem0Memory.from_config(config)
 
 
 def run_system(name: str, make, server: FakeOpenAI, recorder: Recorder,
@@ -237,6 +245,76 @@ def _close(memory) -> None:
         server_manager_instance.release_all()
 
 
+def footprint_child(system: str, count: int, base_url: str) -> None:
+    """In a process of its own: one user's `count` statements stored verbatim (no LLM,
+    no graph), 20 searches, then RSS and the data dir's size as one JSON line."""
+    import json as _json
+
+    from benchmarks.scale import disk_mb, rss_mb
+
+    server = type("Endpoint", (), {"base_url": base_url})()
+    texts = synthetic_statements(count, seed=5)
+    with tempfile.TemporaryDirectory(prefix=f"footprint-{system}-") as tmp:
+        if system == "hybridmem":
+            memory = hybridmem_memory(server, Path(tmp))
+        else:
+            memory = mem0_memory(server, Path(tmp), graph=False)
+        opened = rss_mb()
+        t0 = time.perf_counter()
+        for start in range(0, count, 500):
+            chunk = texts[start : start + 500]
+            memory.add([{"role": "user", "content": t} for t in chunk], user_id=USER,
+                       infer=False)
+        seconds = time.perf_counter() - t0
+        for query in QUERIES:
+            memory.search(query, user_id=USER, limit=10)
+        figures = {"opened": opened, "rss": rss_mb(), "peak": _peak_mb(),
+                   "seconds": seconds}
+        _close(memory)
+        figures["disk"] = disk_mb(Path(tmp))
+    print(_json.dumps(figures))
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def footprint(count: int) -> int:
+    """RSS and disk of both systems holding the same `count` memories (each system in a
+    process of its own, embeddings from one shared endpoint in this one)."""
+    import subprocess
+
+    from mem0 import __version__ as mem0_version  # type: ignore[attr-defined]
+
+    rows = []
+    with FakeOpenAI(embedding_dims=DIMS) as server:
+        results = {}
+        for system in ("hybridmem", "mem0"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--footprint-child", system, str(count),
+                 server.base_url], capture_output=True, text=True, check=True)
+            results[system] = json.loads(out.stdout.strip().splitlines()[-1])
+    for label, key in [("RSS after open (MiB)", "opened"), ("RSS after adds + 20 searches",
+                                                            "rss"),
+                       ("peak RSS", "peak"), ("disk (MiB)", "disk")]:
+        ours, theirs = results["hybridmem"][key], results["mem0"][key]
+        rows.append([label, f"{ours:.0f}", f"{theirs:.0f}", f"{theirs / ours:.2f}x"])
+    growth = {k: r["rss"] - r["opened"] for k, r in results.items()}
+    rows.append(["RSS growth (after adds - after open)", f"{growth['hybridmem']:.0f}",
+                 f"{growth['mem0']:.0f}", f"{growth['mem0'] / growth['hybridmem']:.2f}x"])
+    rows.append(["adds (s)", f"{results['hybridmem']['seconds']:.0f}",
+                 f"{results['mem0']['seconds']:.0f}",
+                 f"{results['mem0']['seconds'] / results['hybridmem']['seconds']:.1f}x"])
+    print(f"{count:,} memories of one user stored verbatim (infer=False, no graph), "
+          f"{DIMS}-d vectors from one endpoint; Milvus Lite; mem0 {mem0_version}")
+    print(table(["", "hybridmem", f"mem0 {mem0_version}", "mem0 / hybridmem"], rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both systems and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -245,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timed", type=int, default=40,
                         help="adds repeated with the simulated LLM latency")
     parser.add_argument("--latency", type=float, default=0.3, help="seconds per LLM call")
+    parser.add_argument("--footprint", type=int, default=None, metavar="N",
+                        help="instead: RSS and disk of both holding N verbatim memories")
+    parser.add_argument("--footprint-child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.footprint_child:
+        system, count, base_url = args.footprint_child
+        footprint_child(system, int(count), base_url)
+        return 0
     try:
         import mem0  # noqa: F401
         from mem0 import __version__ as mem0_version  # type: ignore[attr-defined]
@@ -253,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         print("mem0ai is not importable here: install mem0ai[graph]==1.0.11 in a separate "
               "virtualenv (see this script's docstring) to compare. Nothing measured.")
         return 0
+    if args.footprint:
+        return footprint(args.footprint)
     statements = ARTICLE + synthetic_statements(args.statements, seed=11)
     recorder = Recorder(statements, 0.0)
     with FakeOpenAI(embedding_dims=DIMS) as server:

@@ -301,6 +301,19 @@ def test_memory_bm25_patched_in_steps_scores_as_the_formula(docs, data):
             assert got == pytest.approx(expected), (words, weight)
 
 
+def test_memory_bm25_ties_at_the_cut_go_by_id():
+    """Fifty memories score the same: the top five are the five smallest ids, whatever
+    the order the postings hold them in."""
+    from hybridmem.read.lexical_index import LexicalIndex
+    from hybridmem.records import MemoryText
+    from hybridmem.scope import Scope
+
+    docs = [MemoryText(f"m{i:03d}", "I like tea", ()) for i in reversed(range(50))]
+    index = LexicalIndex(lambda scope: [*docs, MemoryText("x", "coffee")], 2**20)
+    found = index.search("tea", Scope.of("u"), 5)
+    assert [i for i, _ in found] == ["m000", "m001", "m002", "m003", "m004"]
+
+
 @given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(
     ["\u2019", "\u2011", "\x00", "\x1f", "\u00a0", "\uff21", "_", " ", "\n"])))
 def test_clean_text_and_tokens_equal_their_general_path(text):
