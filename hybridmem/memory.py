@@ -145,7 +145,7 @@ class Memory:
         )
         self._retriever = Retriever(
             embedder=self._embedder, vectors=self._vectors, catalog=self._catalog,
-            graph_store=self._graph, snapshots=self._snapshots, config=config.search,
+            snapshots=self._snapshots, config=config.search,
             index=self._index, lexical=self._lexical,
         )
         # Closing needs Milvus Lite's gRPC server, whose worker pool concurrent.futures

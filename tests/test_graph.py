@@ -300,8 +300,12 @@ def test_cached_graph_equals_a_fresh_load(shared_memory, uid):
         assert (found and found.id) == (expected and expected.id), name
     assert carried.by_key(SELF_KEY).id == rebuilt.by_key(SELF_KEY).id
     # carried from the search's snapshot, not rebuilt
-    assert {"bm25", "degree", "phrases", "name_vectors"} <= cached.__dict__.keys()
-    assert dict(cached.degree) == dict(fresh.degree)
+    assert {"bm25", "incident", "phrases", "name_vectors"} <= cached.__dict__.keys()
+    assert ({e: set(ids) for e, ids in cached.incident.items()}
+            == {e: set(ids) for e, ids in fresh.incident.items()})
+    # two hops walked in the cached graph reach what Kuzu's variable-length match reaches
+    for entity in fresh.entities:
+        assert cached.neighbourhood(entity.id, 2) == store.neighbourhood([entity.id], 2)
     assert dict(cached.phrases) == dict(fresh.phrases)
     assert sorted(cached.self_ids) == sorted(fresh.self_ids)
     ids, matrix = cached.name_vectors
@@ -349,3 +353,22 @@ def test_another_liked_thing_is_not_asked_about(fake_openai, tmp_path):
         assert {m["memory"] for m in memory.get_all(user_id="u")["results"]} == {
             "I like tea", "I like coffee"}
         assert len(fake_openai.chat_requests()) == 2  # two extractions, no judge call
+
+
+def test_graph_signal_keeps_the_edges_with_most_evidence(shared_memory, uid):
+    """Two hops from a friend pass through the user, who knows everyone: the signal keeps
+    the k edges with the most evidence (the friend's own first), not all the user's."""
+    from hybridmem.scope import Scope
+
+    friends = ["Bram", "Cleo", "Dario", "Elif", "Farid", "Gita", "Hugo", "Ines", "Jonas"]
+    for i, name in enumerate(friends):
+        shared_memory.add(f"My friend {name} lives in Velra{i}", user_id=uid)
+    retriever = shared_memory.engines.retriever
+    kept, pool, graph = retriever.candidates("Where does Cleo live?", Scope.of(uid), k=3,
+                                             signals=("graph",))
+    reached = graph.neighbourhood(next(e.id for e in graph.entities if e.name == "Cleo"), 2)
+    assert len(reached) > 3  # the user's edges to every friend are two hops away
+    ranked = sorted(kept, key=lambda c: -c.raw["graph"])
+    assert len(ranked) == 3
+    own = {graph.text(pool.edges[c.id]) for c in ranked[:2]}  # one hop: both of Cleo's
+    assert "Cleo lives in Velra1" in own and all("Cleo" in text for text in own)

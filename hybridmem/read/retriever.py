@@ -1,6 +1,7 @@
-"""Gathering candidates for one search: Milvus ANN over memories, BM25 over memory
-text, the query's entities and their 1-2 hop relations in Kuzu, and BM25 over the scope's
-relation sentences. No LLM call; one embedding call."""
+"""Gathering candidates for one search: nearest memories (in process, or Milvus ANN), BM25
+over memory text, the query's entities and their 1-2 hop relations in the scope's cached
+graph (loaded from Kuzu), and BM25 over the scope's relation sentences. No LLM call; one
+embedding call."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
 from hybridmem.read.vector_index import VectorIndex
 from hybridmem.records import EdgeRecord, MemoryRecord
 from hybridmem.scope import Scope
-from hybridmem.stores.base import GraphStore, VectorStore
+from hybridmem.stores.base import VectorStore
 from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.text import tokenize
 
@@ -48,7 +49,6 @@ class Retriever:
         embedder: Embedder,
         vectors: VectorStore,
         catalog: MemoryCatalog,
-        graph_store: GraphStore,
         snapshots: GraphSnapshots,
         config: SearchConfig,
         lexical: LexicalIndex,
@@ -57,7 +57,6 @@ class Retriever:
         self._embedder = embedder
         self._vectors = vectors
         self._catalog = catalog
-        self._graph_store = graph_store
         self._snapshots = snapshots
         self._index = index
         self._lexical = lexical
@@ -115,7 +114,7 @@ class Retriever:
             self._vector_signal(pool, query_vector, scope, k, where)
             self._fill_cosines(pool, query_vector)
         if has_edges and "graph" in signals:
-            self._graph_signal(pool, query, query_vector, graph)
+            self._graph_signal(pool, query, query_vector, graph, k)
         return self._visible(pool, scope, where), pool, graph
 
     # ------------------------------------------------------------ one function per signal
@@ -149,22 +148,23 @@ class Retriever:
             pool.candidates[memory_id].raw["vector"] = float(vector @ query_vector)
 
     def _graph_signal(self, pool: _Pool, query: str, query_vector: np.ndarray | None,
-                      graph: ScopeGraph) -> None:
-        """Active edges 1-2 hops from the entities the query names. Each seed s gives the
-        edges it reaches the evidence `e_s = strength_s * decay(hops) * degree_s **
-        -hub_damping`; an edge's raw graph signal is `1 - prod_s (1 - e_s)` (it grows with
-        every seed that reaches it and stays in [0, 1])."""
+                      graph: ScopeGraph, k: int) -> None:
+        """Active edges 1-2 hops from the entities the query names, the `k` with the most
+        evidence. Each seed s gives the edges it reaches the evidence `e_s = strength_s *
+        decay(hops) * degree_s ** -hub_damping`; an edge's raw graph signal is
+        `1 - prod_s (1 - e_s)` (it grows with every seed that reaches it and stays in
+        [0, 1]). The hops are walked in the scope's cached graph: two hops from a friend
+        pass through the user, who may hold thousands of edges."""
         seeds = spot_entities(query, query_vector, graph, self.config.entity_match_threshold)
         missing: dict[str, float] = {}  # edge id -> prod (1 - e_s)
         for seed, strength in seeds.items():
-            specific = max(graph.degree.get(seed, 1), 1) ** -self.config.hub_damping
-            for edge_id, hops in self._graph_store.neighbourhood([seed], self.config.hops).items():
+            specific = max(graph.degree_of(seed), 1) ** -self.config.hub_damping
+            for edge_id, hops in graph.neighbourhood(seed, self.config.hops).items():
                 evidence = strength * specific * HOP_DECAY.get(hops, 0.0)
                 missing[edge_id] = missing.get(edge_id, 1.0) * (1.0 - evidence)
-        for edge_id, rest in missing.items():
-            edge = graph.edge_by_id.get(edge_id)  # the snapshot is the scope wall
-            if edge is not None and rest < 1.0:
-                pool.relation(edge).raw["graph"] = 1.0 - rest
+        found = sorted(((rest, edge_id) for edge_id, rest in missing.items() if rest < 1.0))
+        for rest, edge_id in found[:k]:
+            pool.relation(graph.edge_by_id[edge_id]).raw["graph"] = 1.0 - rest
 
     def _relation_bm25_signal(self, pool: _Pool, query: str, graph: ScopeGraph,
                               k: int) -> None:

@@ -194,13 +194,36 @@ class ScopeGraph:
         return RelationBM25([(e.id, self.text(e)) for e in self.edges])
 
     @cached_property
-    def degree(self) -> Map[str, int]:
-        """Entity id -> number of current edges touching it."""
-        out: dict[str, int] = {}
+    def incident(self) -> Map[str, Map[str, bool]]:
+        """Entity id -> the ids of the current edges touching it (as a map's keys)."""
+        out: dict[str, dict[str, bool]] = {}
         for e in self.edge_by_id.values():
-            out[e.source_id] = out.get(e.source_id, 0) + 1
-            out[e.target_id] = out.get(e.target_id, 0) + 1
-        return Map(out)
+            out.setdefault(e.source_id, {})[e.id] = True
+            out.setdefault(e.target_id, {})[e.id] = True
+        return Map({entity_id: Map(edges) for entity_id, edges in out.items()})
+
+    def degree_of(self, entity_id: str) -> int:
+        """How many current edges touch an entity."""
+        return len(self.incident.get(entity_id, ()))
+
+    def neighbourhood(self, seed_id: str, hops: int) -> dict[str, int]:
+        """Current edges within `hops` of an entity: edge id -> fewest hops to reach it
+        (breadth first over `incident`; what Kuzu's variable-length match returned, at a
+        cost in the edges reached rather than in the paths through a hub)."""
+        reach: dict[str, int] = {}
+        seen, frontier = {seed_id}, [seed_id]
+        for depth in range(1, hops + 1):
+            after: list[str] = []
+            for node in frontier:
+                for edge_id in self.incident.get(node, ()):
+                    reach.setdefault(edge_id, depth)
+                    edge = self.edge_by_id[edge_id]
+                    for end in (edge.source_id, edge.target_id):
+                        if end not in seen:
+                            seen.add(end)
+                            after.append(end)
+            frontier = after
+        return reach
 
     @cached_property
     def self_ids(self) -> list[str]:
@@ -233,8 +256,8 @@ class ScopeGraph:
         write would otherwise pay for all of them: 250 ms at 5k entities, 10k edges)."""
         views, carried = self.__dict__, fresh.__dict__
         changed = [*dropped, *entities]
-        if "degree" in views:
-            carried["degree"] = self._patched_degree(added, gone)
+        if "incident" in views:
+            carried["incident"] = self._patched_incident(added, gone)
         if "self_ids" in views and all(
                 _is_self(self.entity_by_id.get(i))
                 == (i not in dropped and _is_self(entities.get(i))) for i in changed):
@@ -247,23 +270,25 @@ class ScopeGraph:
                 for i in changed):  # only new names: their rows are appended
             carried["name_vectors"] = self._appended_name_vectors(entities, dropped)
 
-    def _patched_degree(self, added: list[EdgeRecord], gone: set[str]) -> Map[str, int]:
-        degree = self.degree.mutate()
+    def _patched_incident(self, added: list[EdgeRecord], gone: set[str]
+                          ) -> Map[str, Map[str, bool]]:
+        incident = self.incident.mutate()
         for edge_id in gone:
             edge = self.edge_by_id.get(edge_id)
             if edge is None:  # a new edge the same plan dropped again
                 continue
             for end in (edge.source_id, edge.target_id):
-                left = degree.get(end, 0) - 1
-                if left > 0:
-                    degree[end] = left
+                rest = incident.get(end, Map())
+                rest = rest.delete(edge_id) if edge_id in rest else rest
+                if rest:
+                    incident[end] = rest
                 else:
-                    degree.pop(end, None)
+                    incident.pop(end, None)
         for edge in added:
             if edge.id not in self.edge_by_id and edge.id not in gone:
                 for end in (edge.source_id, edge.target_id):
-                    degree[end] = degree.get(end, 0) + 1
-        return degree.finish()
+                    incident[end] = incident.get(end, Map()).set(edge.id, True)
+        return incident.finish()
 
     def _patched_phrases(self, entities: dict[str, EntityRecord], dropped: set[str]
                          ) -> Map[tuple[str, ...], frozenset[str]]:
