@@ -9,6 +9,7 @@ applying the same plan again.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -77,6 +78,11 @@ class MemoryRecord(ScopedRow):
     # often ambiguous ("Yes, the blue one!"), so the lexical signal also finds a memory by
     # its neighbours' words. Never shown, never embedded.
     context: str = ""
+
+
+def metadata_json(metadata: dict[str, Any]) -> str:
+    """A memory's metadata as the record stores it."""
+    return json.dumps(metadata, ensure_ascii=False)
 
 
 @dataclass(frozen=True)

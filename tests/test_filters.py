@@ -123,3 +123,32 @@ def test_parse_mem0_grammar():
 ])
 def test_three_valued_logic(tree, md, expected):
     assert matches(tree, md) is expected
+
+
+def test_in_process_filter_follows_writes_after_the_scope_is_loaded(fresh_memory):
+    """The in-process index evaluates a filter once per distinct metadata; metadata added,
+    changed and moved (a delete fills the hole with the last row) after the scope was
+    loaded must filter as the record says."""
+    from hybridmem.filters import parse_filters
+    from hybridmem.scope import Scope
+
+    memory = fresh_memory
+    query = memory.engines.embedder.embed(["notes about the garden"])[0]
+
+    def found(filters):
+        hits = memory.engines.vector_index.search(query, Scope.of("u"), 50,
+                                                  parse_filters(filters))
+        return sorted(memory.get(i)["memory"] for i, _ in hits)
+
+    ids = [memory.add(text, user_id="u", metadata=md, infer=False)["results"][0]["id"]
+           for text, md in [("garden note one", {"topic": "home"}),
+                            ("garden note two", {"topic": "work"}),
+                            ("garden note three", {"topic": "home", "p": 2})]]
+    assert found({"topic": "home"}) == ["garden note one", "garden note three"]  # loaded
+    memory.add("garden note four", user_id="u", metadata={"topic": "work", "p": 5},
+               infer=False)
+    memory.update(ids[1], "garden note two", metadata={"topic": "home"})
+    memory.delete(ids[0])  # the last row moves into its place
+    assert found({"topic": "home"}) == ["garden note three", "garden note two"]
+    assert found({"p": {"gte": 2}}) == ["garden note four", "garden note three"]
+    assert found({"NOT": [{"topic": "home"}]}) == ["garden note four"]

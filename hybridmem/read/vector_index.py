@@ -11,6 +11,7 @@ searched directly (see `Retriever`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from typing import Any
@@ -19,29 +20,55 @@ import numpy as np
 
 from hybridmem.filters import Filter, matches
 from hybridmem.read.scope_cache import ScopeCache
-from hybridmem.records import MemoryRecord, WritePlan, unpack_vector
+from hybridmem.records import MemoryRecord, WritePlan, metadata_json, unpack_vector
 from hybridmem.scope import Scope
+
+
+class _Codes:
+    """Each row's value as a small integer, so a test on the value runs once per distinct
+    value and reaches the rows through one numpy gather."""
+
+    def __init__(self, keys: list[Any], capacity: int) -> None:
+        self.code_of: dict[Any, int] = {}
+        self.keys: list[Any] = []
+        self.of_row = np.zeros(capacity, np.int32)
+        for i, key in enumerate(keys):
+            self.set(i, key)
+
+    def set(self, row: int, key: Any) -> None:
+        code = self.code_of.get(key)
+        if code is None:
+            code = self.code_of[key] = len(self.keys)
+            self.keys.append(key)
+        self.of_row[row] = code
+
+    def grown(self, capacity: int) -> None:
+        codes = np.zeros(capacity, np.int32)
+        codes[: len(self.of_row)] = self.of_row
+        self.of_row = codes
 
 
 @dataclass
 class _ScopeVectors:
-    """One read scope's memories: ids, vectors (rows of a growable matrix), metadata."""
+    """One read scope's memories: ids, vectors (rows of a growable matrix), and each row's
+    own scope ids and metadata as codes."""
 
     ids: list[str]
     matrix: np.ndarray  # capacity >= len(ids); rows past len(ids) are unused
-    metadata: list[dict[str, Any]]
+    metadata: InitVar[list[str]]  # each row's metadata as the record stores it (JSON)
     exact: InitVar[list[tuple[str, str, str]]]  # each row's own scope ids
     row: dict[str, int] = field(default_factory=dict)
-    # each row's own scope ids as a small integer, so "written in exactly this scope" is
-    # one numpy comparison: an add asks it for every new fact (near duplicates)
-    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    code_of: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # "written in exactly this scope" is one numpy comparison (an add asks it for every
+    # new fact: near duplicates); a metadata filter is evaluated once per distinct
+    # metadata (a Python pass over 100k rows' metadata was most of a filtered search)
+    scopes: _Codes = field(init=False)
+    metadatas: _Codes = field(init=False)
+    _parsed: dict[int, dict[str, Any]] = field(default_factory=dict)
 
-    def __post_init__(self, exact: list[tuple[str, str, str]]) -> None:
+    def __post_init__(self, metadata: list[str], exact: list[tuple[str, str, str]]) -> None:
         self.row = {memory_id: i for i, memory_id in enumerate(self.ids)}
-        self.codes = np.zeros(len(self.matrix), np.int32)
-        for i, ids in enumerate(exact):
-            self.codes[i] = self.code_of.setdefault(ids, len(self.code_of))
+        self.scopes = _Codes(exact, len(self.matrix))
+        self.metadatas = _Codes(metadata, len(self.matrix))
 
     @property
     def nbytes(self) -> int:
@@ -55,16 +82,12 @@ class _ScopeVectors:
                 grown = np.zeros((max(16, i + i // 2), self.matrix.shape[1]), np.float32)
                 grown[:i] = self.matrix[:i]
                 self.matrix = grown
-                codes = np.zeros(len(grown), np.int32)
-                codes[:i] = self.codes[:i]
-                self.codes = codes
-            own = (record.user_id, record.agent_id, record.run_id)
+                self.scopes.grown(len(grown))
+                self.metadatas.grown(len(grown))
             self.ids.append(record.id)
-            self.metadata.append(record.metadata)
-            self.codes[i] = self.code_of.setdefault(own, len(self.code_of))
+            self.scopes.set(i, (record.user_id, record.agent_id, record.run_id))
             self.row[record.id] = i
-        else:
-            self.metadata[i] = record.metadata
+        self.metadatas.set(i, metadata_json(record.metadata))
         self.matrix[i] = vector
 
     def remove(self, memory_id: str) -> None:
@@ -73,18 +96,27 @@ class _ScopeVectors:
             return
         last = len(self.ids) - 1
         if i != last:  # move the last row into the hole
-            self.ids[i], self.metadata[i] = self.ids[last], self.metadata[last]
+            self.ids[i] = self.ids[last]
             self.matrix[i] = self.matrix[last]
-            self.codes[i] = self.codes[last]
+            for codes in (self.scopes, self.metadatas):
+                codes.of_row[i] = codes.of_row[last]
             self.row[self.ids[i]] = i
         self.ids.pop()
-        self.metadata.pop()
+
+    def passing(self, where: Filter) -> np.ndarray:
+        """Which rows' metadata pass the filter."""
+        keys = self.metadatas.keys
+        for code in range(len(self._parsed), len(keys)):  # new distinct metadata only
+            self._parsed[code] = json.loads(keys[code])
+        verdict = np.fromiter((matches(where, self._parsed[c]) for c in range(len(keys))),
+                              bool, len(keys))
+        return verdict[self.metadatas.of_row[: len(self.ids)]]
 
 
 class VectorIndex:
     """Per-scope exact cosine top-k, loaded from the record and patched by each plan."""
 
-    def __init__(self, load: Callable[[Scope], tuple[list[str], np.ndarray, list[dict],
+    def __init__(self, load: Callable[[Scope], tuple[list[str], np.ndarray, list[str],
                                                      list[tuple[str, str, str]]]],
                  dims: int, budget_bytes: int) -> None:
         self._load = load
@@ -102,13 +134,12 @@ class VectorIndex:
             if n == 0 or limit <= 0:
                 return []
             scores = vectors.matrix[:n] @ np.asarray(query, dtype=np.float32)
-            keep = None
-            if where is not None:
-                keep = np.fromiter((matches(where, md) for md in vectors.metadata), bool, n)
+            keep = vectors.passing(where) if where is not None else None
             if exact:
                 row = scope.as_row()
-                code = vectors.code_of.get((row["user_id"], row["agent_id"], row["run_id"]))
-                mask = vectors.codes[:n] == (-1 if code is None else code)
+                code = vectors.scopes.code_of.get(
+                    (row["user_id"], row["agent_id"], row["run_id"]))
+                mask = vectors.scopes.of_row[:n] == (-1 if code is None else code)
                 keep = mask if keep is None else keep & mask
             if keep is not None:
                 scores = np.where(keep, scores, -np.inf)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridmem.records import MemoryRecord, MemoryText, Supersession
+from hybridmem.records import MemoryRecord, MemoryText, Supersession, metadata_json
 from hybridmem.scope import SCOPE_FIELDS, Scope
 from hybridmem.stores.sqlite import Database
 
@@ -41,7 +41,7 @@ class MemoryCatalog:
         context now quotes a changed text (see `_restate`)."""
         rows = [
             (r.id, r.user_id, r.agent_id, r.run_id, r.text, r.hash,
-             json.dumps(r.metadata, ensure_ascii=False), r.role, r.actor_id, r.created_at,
+             metadata_json(r.metadata), r.role, r.actor_id, r.created_at,
              r.updated_at, r.superseded_at, r.superseded_by, int(r.inferred), r.context,
              np.asarray(v, dtype="<f4").tobytes(), epoch)
             for r, v in zip(records, vectors, strict=True)
@@ -157,17 +157,18 @@ class MemoryCatalog:
             last = rows[-1]["rowid"]
             yield from _batches(rows, batch)
 
-    def scope_vectors(self, scope: Scope) -> tuple[list[str], np.ndarray, list[dict],
+    def scope_vectors(self, scope: Scope) -> tuple[list[str], np.ndarray, list[str],
                                                    list[tuple[str, str, str]]]:
-        """Every memory of a read scope as (ids, vector matrix, metadata, own scope ids),
-        read in one pass without building records (it feeds the in-process index)."""
+        """Every memory of a read scope as (ids, vector matrix, metadata as stored JSON,
+        own scope ids), read in one pass without building records (it feeds the
+        in-process index)."""
         where, params = _scope_where(scope)
         rows = self._db.read(
             f"SELECT id, vector, metadata, user_id, agent_id, run_id FROM memories WHERE {where}",
             params)
         matrix = np.frombuffer(b"".join(r["vector"] for r in rows), dtype="<f4")
         return ([r["id"] for r in rows], matrix.astype(np.float32),
-                [json.loads(r["metadata"]) for r in rows],
+                [r["metadata"] for r in rows],
                 [(r["user_id"], r["agent_id"], r["run_id"]) for r in rows])
 
     def scope_texts(self, scope: Scope) -> list[MemoryText]:
