@@ -268,19 +268,11 @@ def footprint_child(system: str, count: int, base_url: str) -> None:
         seconds = time.perf_counter() - t0
         for query in QUERIES:
             memory.search(query, user_id=USER, limit=10)
-        figures = {"opened": opened, "rss": rss_mb(), "peak": _peak_mb(),
+        figures = {"opened": opened, "rss": rss_mb(), "peak": rss_mb("VmHWM"),
                    "seconds": seconds}
         _close(memory)
         figures["disk"] = disk_mb(Path(tmp))
     print(_json.dumps(figures))
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def footprint(count: int) -> int:

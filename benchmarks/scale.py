@@ -30,11 +30,11 @@ from hybridmem.scope import Scope  # noqa: E402
 BATCH = 500
 
 
-def rss_mb() -> float:
-    """Resident memory of this process (MiB)."""
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory of this process (MiB); `field="VmHWM"`: its peak."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 

@@ -269,42 +269,35 @@ class LexicalIndex:
     def apply(self, plan: WritePlan, restated: Mapping[str, MemoryText]) -> None:
         """Bring the cached scopes up to date with an applied plan; `restated`: memories
         whose context the record rewrote because a memory it quotes changed or went."""
-        with self._cache.lock:
-            if not self._cache:
-                return
-            if plan.delete_scope is not None:
-                self._cache.clear()
-                return
-            gone = [*plan.delete_memory_ids, *(s.memory_id for s in plan.supersede)]
-            for scope, postings in self._cache.items():
-                for memory_id in gone:
-                    postings.remove(memory_id)
-                current = []
-                for write in plan.memories:
-                    record = write.record
-                    if not scope.contains(record.model_dump(include=set(SCOPE_FIELDS))):
-                        continue
-                    if record.superseded_at is None:
-                        current.append(MemoryText(record.id, record.text,
-                                                   context_lines(record.context)))
-                    else:
-                        postings.remove(record.id)
-                for memory_id, own, near in _stemmed(current):
-                    postings.add(memory_id, own, near)
-                # after the plan's own memories: the record's rewrite of a context is newer
-                again = [t for i, t in restated.items() if i in postings.row]
-                for memory_id, own, near in _stemmed(again):
-                    postings.add(memory_id, own, near)
-            self._cache.evict()
+        gone = [*plan.delete_memory_ids, *(s.memory_id for s in plan.supersede)]
+
+        def patch(scope: Scope, postings: _ScopePostings) -> None:
+            for memory_id in gone:
+                postings.remove(memory_id)
+            current = []
+            for write in plan.memories:
+                record = write.record
+                if not scope.contains(record.model_dump(include=set(SCOPE_FIELDS))):
+                    continue
+                if record.superseded_at is None:
+                    current.append(MemoryText(record.id, record.text,
+                                              context_lines(record.context)))
+                else:
+                    postings.remove(record.id)
+            for memory_id, own, near in _stemmed(current):
+                postings.add(memory_id, own, near)
+            # after the plan's own memories: the record's rewrite of a context is newer
+            again = [t for i, t in restated.items() if i in postings.row]
+            for memory_id, own, near in _stemmed(again):
+                postings.add(memory_id, own, near)
+
+        self._cache.apply(plan, patch)
 
     def clear(self) -> None:
         """Forget every cached scope (after `reset` or an undone plan)."""
-        with self._cache.lock:
-            self._cache.clear()
+        self._cache.clear()
 
     @property
     def nbytes(self) -> int:
         """Memory held by the cached postings (estimated)."""
-        with self._cache.lock:
-            return self._cache.nbytes
-
+        return self._cache.nbytes

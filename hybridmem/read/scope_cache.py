@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
+
+from hybridmem.records import WritePlan
 
 
 class ScopeView(Protocol):
@@ -22,14 +24,14 @@ K = TypeVar("K")
 
 
 class ScopeCache(Generic[K, V]):
-    """Views by read scope, least recently used first. Not thread-safe by itself: callers
-    hold `lock` around `get` and any use or change of a view."""
+    """Views by read scope, least recently used first. Callers hold `lock` around `get`
+    and any use of the view it returns; the other methods take it themselves."""
 
     def __init__(self, load: Callable[[K], V], budget_bytes: int) -> None:
         self._load = load
         self._budget = budget_bytes
         self._views: OrderedDict[K, V] = OrderedDict()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
 
     def get(self, scope: K) -> V:
         """The scope's view, loaded if it is not held."""
@@ -38,17 +40,21 @@ class ScopeCache(Generic[K, V]):
             self._views.move_to_end(scope)
             return view
         view = self._views[scope] = self._load(scope)
-        self.evict()
+        self._evict()
         return view
 
-    def items(self) -> Iterator[tuple[K, V]]:
-        """The views held, to patch them in place."""
-        return iter(list(self._views.items()))
+    def apply(self, plan: WritePlan, patch: Callable[[K, V], None]) -> None:
+        """Patch every held view in place with an applied plan (a plan that deletes a
+        whole scope drops them all), then keep to the budget."""
+        with self.lock:
+            if plan.delete_scope is not None:
+                self._views.clear()
+                return
+            for scope, view in list(self._views.items()):
+                patch(scope, view)
+            self._evict()
 
-    def __bool__(self) -> bool:
-        return bool(self._views)
-
-    def evict(self) -> None:
+    def _evict(self) -> None:
         """Drop the least recently used views until the rest fit the budget (the newest is
         kept whatever its size)."""
         total = sum(v.nbytes for v in self._views.values())
@@ -57,10 +63,12 @@ class ScopeCache(Generic[K, V]):
             total -= dropped.nbytes
 
     def clear(self) -> None:
-        """Forget every view."""
-        self._views.clear()
+        """Forget every view (after `reset` or an undone plan)."""
+        with self.lock:
+            self._views.clear()
 
     @property
     def nbytes(self) -> int:
         """Memory the views hold."""
-        return sum(v.nbytes for v in self._views.values())
+        with self.lock:
+            return sum(v.nbytes for v in self._views.values())

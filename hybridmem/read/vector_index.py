@@ -21,7 +21,7 @@ import numpy as np
 from hybridmem.filters import Filter, matches
 from hybridmem.read.scope_cache import ScopeCache
 from hybridmem.records import MemoryRecord, WritePlan, metadata_json, unpack_vector
-from hybridmem.scope import Scope
+from hybridmem.scope import SCOPE_FIELDS, Scope
 
 
 class _Codes:
@@ -155,28 +155,20 @@ class VectorIndex:
 
     def apply(self, plan: WritePlan) -> None:
         """Bring the cached scopes up to date with an applied plan."""
-        with self._cache.lock:
-            if not self._cache:
-                return
-            if plan.delete_scope is not None:
-                self._cache.clear()
-                return
-            for scope, vectors in self._cache.items():
-                for memory_id in plan.delete_memory_ids:
-                    vectors.remove(memory_id)
-                for write in plan.memories:
-                    if scope.contains(write.record.model_dump(
-                            include={"user_id", "agent_id", "run_id"})):
-                        vectors.upsert(write.record, unpack_vector(write.vector))
-            self._cache.evict()
+        def patch(scope: Scope, vectors: _ScopeVectors) -> None:
+            for memory_id in plan.delete_memory_ids:
+                vectors.remove(memory_id)
+            for write in plan.memories:
+                if scope.contains(write.record.model_dump(include=set(SCOPE_FIELDS))):
+                    vectors.upsert(write.record, unpack_vector(write.vector))
+
+        self._cache.apply(plan, patch)
 
     def clear(self) -> None:
         """Forget every cached scope (after `reset` or an undone plan)."""
-        with self._cache.lock:
-            self._cache.clear()
+        self._cache.clear()
 
     @property
     def nbytes(self) -> int:
         """Memory held by the cached matrices."""
-        with self._cache.lock:
-            return self._cache.nbytes
+        return self._cache.nbytes
