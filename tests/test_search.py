@@ -389,3 +389,23 @@ def test_relation_bm25_kept_incrementally_scores_as_rank_bm25(sentences, data):
         tokens = list(dict.fromkeys(content_stems(query)))
         expected = {live[i][0]: s for i, s in enumerate(reference.get_scores(tokens)) if s > 0}
         assert model.scores(query) == pytest.approx(expected), query
+
+
+def test_one_users_delete_all_leaves_the_other_users_views_loaded(fresh_memory):
+    """delete_all drops the in-process views that share rows with the deleted scope only:
+    another user's postings and vectors stay loaded (a 100k-memory scope takes seconds to
+    load again)."""
+    memory = fresh_memory
+    for user in ("ana", "ben"):
+        memory.add([f"{user} keeps bees", f"{user} rides a bike"], user_id=user, infer=False)
+    engines = memory.engines
+    memory.search("bees", user_id="ben")
+    ben_only = (engines.lexical.nbytes, engines.vector_index.nbytes)
+    memory.search("bees", user_id="ana")
+    memory.search("bees", user_id="ana", agent_id="coach")  # a view inside ana's rows
+    assert engines.lexical.nbytes > ben_only[0]
+    memory.delete_all(user_id="ana")
+    assert (engines.lexical.nbytes, engines.vector_index.nbytes) == ben_only
+    assert memory.search("bees", user_id="ana")["results"] == []
+    assert [h["memory"] for h in memory.search("bees", user_id="ben", limit=1)["results"]] \
+        == ["ben keeps bees"]

@@ -244,7 +244,7 @@ class LexicalIndex:
 
     def __init__(self, load: Callable[[Scope], list[MemoryText]], budget_bytes: int) -> None:
         self._load = load
-        self._cache: ScopeCache[Scope, _ScopePostings] = ScopeCache(self._loaded, budget_bytes)
+        self._cache: ScopeCache[_ScopePostings] = ScopeCache(self._loaded, budget_bytes)
 
     def search(self, query: str, scope: Scope, limit: int, *, context_weight: float = 1.0
                ) -> list[tuple[str, float]]:

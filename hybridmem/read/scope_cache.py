@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from hybridmem.records import WritePlan
+from hybridmem.scope import Scope
 
 
 class ScopeView(Protocol):
@@ -20,20 +21,19 @@ class ScopeView(Protocol):
 
 
 V = TypeVar("V", bound=ScopeView)
-K = TypeVar("K")
 
 
-class ScopeCache(Generic[K, V]):
+class ScopeCache(Generic[V]):
     """Views by read scope, least recently used first. Callers hold `lock` around `get`
     and any use of the view it returns; the other methods take it themselves."""
 
-    def __init__(self, load: Callable[[K], V], budget_bytes: int) -> None:
+    def __init__(self, load: Callable[[Scope], V], budget_bytes: int) -> None:
         self._load = load
         self._budget = budget_bytes
-        self._views: OrderedDict[K, V] = OrderedDict()
+        self._views: OrderedDict[Scope, V] = OrderedDict()
         self.lock = threading.RLock()
 
-    def get(self, scope: K) -> V:
+    def get(self, scope: Scope) -> V:
         """The scope's view, loaded if it is not held."""
         view = self._views.get(scope)
         if view is not None:
@@ -43,12 +43,16 @@ class ScopeCache(Generic[K, V]):
         self._evict()
         return view
 
-    def apply(self, plan: WritePlan, patch: Callable[[K, V], None]) -> None:
-        """Patch every held view in place with an applied plan (a plan that deletes a
-        whole scope drops them all), then keep to the budget."""
+    def apply(self, plan: WritePlan, patch: Callable[[Scope, V], None]) -> None:
+        """Patch every held view in place with an applied plan, then keep to the budget.
+        A plan that deletes a whole scope drops the views that share rows with it (one
+        user's `delete_all` leaves the other users' views loaded)."""
         with self.lock:
             if plan.delete_scope is not None:
-                self._views.clear()
+                gone = plan.delete_scope.ids()
+                for scope in list(self._views):
+                    if all(gone.get(k, v) == v for k, v in scope.ids().items()):
+                        del self._views[scope]
                 return
             for scope, view in list(self._views.items()):
                 patch(scope, view)

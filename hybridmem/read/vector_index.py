@@ -121,7 +121,7 @@ class VectorIndex:
                  dims: int, budget_bytes: int) -> None:
         self._load = load
         self._dims = dims
-        self._cache: ScopeCache[Scope, _ScopeVectors] = ScopeCache(self._loaded, budget_bytes)
+        self._cache: ScopeCache[_ScopeVectors] = ScopeCache(self._loaded, budget_bytes)
 
     def search(self, query: np.ndarray, scope: Scope, limit: int, where: Filter | None = None,
                *, exact: bool = False) -> list[tuple[str, float]]:
