@@ -85,14 +85,8 @@ class MemoryCatalog:
 
     def _texts(self, ids: list[str]) -> dict[str, tuple[str, str, str, str]]:
         """id -> (text, user_id, agent_id, run_id) of existing rows."""
-        out = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for r in self._db.read("SELECT id, text, user_id, agent_id, run_id FROM memories "
-                                   f"WHERE id IN ({marks})", chunk):
-                out[r["id"]] = (r["text"], r["user_id"], r["agent_id"], r["run_id"])
-        return out
+        return {r["id"]: (r["text"], r["user_id"], r["agent_id"], r["run_id"])
+                for r in self._rows_by_id("id, text, user_id, agent_id, run_id", ids)}
 
     @staticmethod
     def _restate(conn, old: tuple[str, str, str, str], new_text: str | None
@@ -120,16 +114,8 @@ class MemoryCatalog:
 
     def vectors(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors by memory id (missing ids are left out)."""
-        ids = list(dict.fromkeys(ids))
-        out: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.read(
-                f"SELECT id, vector FROM memories WHERE id IN ({marks})", chunk
-            ):
-                out[row["id"]] = np.frombuffer(row["vector"], dtype="<f4")
-        return out
+        return {r["id"]: np.frombuffer(r["vector"], dtype="<f4")
+                for r in self._rows_by_id("id, vector", ids)}
 
     def rows_with_vectors(self, *, ids: Iterable[str] | None = None, after_epoch: int | None
                           = None, batch: int = 1000
@@ -210,32 +196,26 @@ class MemoryCatalog:
 
     def by_ids(self, ids: Iterable[str]) -> dict[str, MemoryRecord]:
         """Rows by id (missing ids are left out)."""
-        ids = list(dict.fromkeys(ids))
-        out: dict[str, MemoryRecord] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.read(
-                f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks})", chunk
-            ):
-                out[row["id"]] = _record(row)
-        return out
+        return {r["id"]: _record(r) for r in self._rows_by_id(_COLUMNS, ids)}
 
     def current(self, ids: Iterable[str]) -> dict[str, tuple[dict[str, str], dict[str, Any]]]:
         """The current (not superseded) rows among `ids`: id -> (its scope ids, its
         metadata), what a search checks before it shows a memory, without building records."""
-        ids = list(dict.fromkeys(ids))
-        out: dict[str, tuple[dict[str, str], dict[str, Any]]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        return {r["id"]: ({"user_id": r["user_id"], "agent_id": r["agent_id"],
+                           "run_id": r["run_id"]}, json.loads(r["metadata"]))
+                for r in self._rows_by_id("id, user_id, agent_id, run_id, metadata", ids,
+                                          current_only=True)}
+
+    def _rows_by_id(self, columns: str, ids: Iterable[str], *, current_only: bool = False
+                    ) -> Iterator[Any]:
+        """`columns` of the rows with these ids (each id once), 500 ids per query."""
+        wanted = list(dict.fromkeys(ids))
+        current = " AND superseded_at IS NULL" if current_only else ""
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self._db.read(
-                "SELECT id, user_id, agent_id, run_id, metadata FROM memories "
-                f"WHERE id IN ({marks}) AND superseded_at IS NULL", chunk
-            ):
-                out[r["id"]] = ({"user_id": r["user_id"], "agent_id": r["agent_id"],
-                                 "run_id": r["run_id"]}, json.loads(r["metadata"]))
-        return out
+            yield from self._db.read(
+                f"SELECT {columns} FROM memories WHERE id IN ({marks}){current}", chunk)
 
     def ids_by_hash(self, scope: Scope, hashes: Iterable[str]) -> dict[str, str]:
         """hash -> id of current memories with exactly this scope."""
