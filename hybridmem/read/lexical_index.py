@@ -27,7 +27,7 @@ from itertools import chain
 import numpy as np
 
 from hybridmem.read.bm25 import K1, B
-from hybridmem.read.scope_cache import ScopeCache
+from hybridmem.read.scope_cache import CachedScopes, ScopeCache
 from hybridmem.records import MemoryText, WritePlan
 from hybridmem.scope import SCOPE_FIELDS, Scope
 from hybridmem.stores.catalog import context_lines
@@ -238,7 +238,7 @@ def _stemmed(texts: Iterable[MemoryText]) -> Iterable[tuple[str, list[str], list
         yield item.memory_id, line_stems(item.text), near
 
 
-class LexicalIndex:
+class LexicalIndex(CachedScopes[_ScopePostings]):
     """Per-scope BM25 over current memories, loaded from the record and patched by each
     applied plan."""
 
@@ -292,12 +292,3 @@ class LexicalIndex:
                 postings.add(memory_id, own, near)
 
         self._cache.apply(plan, patch)
-
-    def clear(self) -> None:
-        """Forget every cached scope (after `reset` or an undone plan)."""
-        self._cache.clear()
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the cached postings (estimated)."""
-        return self._cache.nbytes

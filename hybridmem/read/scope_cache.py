@@ -76,3 +76,18 @@ class ScopeCache(Generic[V]):
         """Memory the views hold."""
         with self.lock:
             return sum(v.nbytes for v in self._views.values())
+
+
+class CachedScopes(Generic[V]):
+    """What both in-process indexes share: their views live in `self._cache`."""
+
+    _cache: ScopeCache[V]
+
+    def clear(self) -> None:
+        """Forget every cached scope (after `reset` or an undone plan)."""
+        self._cache.clear()
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the cached views."""
+        return self._cache.nbytes

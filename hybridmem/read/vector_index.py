@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hybridmem.filters import Filter, matches
-from hybridmem.read.scope_cache import ScopeCache
+from hybridmem.read.scope_cache import CachedScopes, ScopeCache
 from hybridmem.records import MemoryRecord, WritePlan, metadata_json, unpack_vector
 from hybridmem.scope import SCOPE_FIELDS, Scope
 
@@ -113,7 +113,7 @@ class _ScopeVectors:
         return verdict[self.metadatas.of_row[: len(self.ids)]]
 
 
-class VectorIndex:
+class VectorIndex(CachedScopes[_ScopeVectors]):
     """Per-scope exact cosine top-k, loaded from the record and patched by each plan."""
 
     def __init__(self, load: Callable[[Scope], tuple[list[str], np.ndarray, list[str],
@@ -163,12 +163,3 @@ class VectorIndex:
                     vectors.upsert(write.record, unpack_vector(write.vector))
 
         self._cache.apply(plan, patch)
-
-    def clear(self) -> None:
-        """Forget every cached scope (after `reset` or an undone plan)."""
-        self._cache.clear()
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the cached matrices."""
-        return self._cache.nbytes
