@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,9 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, soft_wrap=False)
 
 
-@contextmanager
-def _memory(args: argparse.Namespace, *, repair: bool = False) -> Iterator[Any]:
+def _config(args: argparse.Namespace) -> Any:
+    """The MemoryConfig that --config and --data-dir describe."""
     from hybridmem.config import MemoryConfig
-    from hybridmem.memory import Memory
 
     raw: dict[str, Any] = {}
     if args.config is not None:
@@ -55,7 +54,14 @@ def _memory(args: argparse.Namespace, *, repair: bool = False) -> Iterator[Any]:
             raise ConfigError(f"cannot read config {args.config}: {exc}") from None
     if args.data_dir is not None:
         raw["data_dir"] = str(args.data_dir)
-    memory = Memory(MemoryConfig.from_dict(raw), repair=repair)
+    return MemoryConfig.from_dict(raw)
+
+
+@contextmanager
+def _memory(args: argparse.Namespace, *, repair: bool = False) -> Iterator[Any]:
+    from hybridmem.memory import Memory
+
+    memory = Memory(_config(args), repair=repair)
     try:
         yield memory
     finally:
@@ -281,6 +287,68 @@ def cmd_pending(args: argparse.Namespace) -> None:
             for o in ops], keep=("id",))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hybridmem.server.run import ServeOptions, serve
+
+    return serve(_config(args), ServeOptions(
+        host=args.host, port=args.port, no_auth=args.no_auth, mcp=not args.no_mcp,
+        max_pending_writes=args.max_pending_writes, max_body_mb=args.max_body_mb))
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from hybridmem.server.stdio import run_stdio
+
+    return run_stdio(_config(args), url=args.url, api_key=args.api_key, user_id=args.user)
+
+
+@contextmanager
+def _keyring(args: argparse.Namespace, *, create: bool) -> Iterator[Any]:
+    """The store's keys. A store that is not open anywhere is opened (and made, for
+    `create`) first, so its record has the current schema; one a server holds is
+    reached through SQLite beside it."""
+    from hybridmem.errors import StoreLockedError
+    from hybridmem.memory import Memory
+    from hybridmem.stores.identity import store_paths
+    from hybridmem.stores.keys import KeyRing
+
+    config = _config(args)
+    record = store_paths(config).catalog
+    if not record.exists() and not create:
+        raise NotFoundError(f"no store at {record} (`hybridmem keys create` makes one)")
+    with suppress(StoreLockedError):  # a running server holds it: its record is current
+        Memory(config).close()
+    ring = KeyRing(record)
+    try:
+        yield ring
+    finally:
+        ring.close()
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    if args.keys_command == "create":
+        if args.admin == bool(args.user or args.agent):
+            raise InvalidInputError("give --user U, --agent A (or both), or --admin")
+        with _keyring(args, create=True) as ring:
+            info, secret = ring.create(user_id=args.user, agent_id=args.agent,
+                                       admin=args.admin, note=args.note or "")
+        if args.json:
+            return _print_json({"id": info.id, "scope": info.describe(), "key": secret})
+        print(f"key {info.id} ({info.describe()}); shown once, keep it:", file=sys.stderr)
+        print(secret)
+    elif args.keys_command == "list":
+        with _keyring(args, create=False) as ring:
+            keys = ring.list(include_revoked=args.all)
+        if args.json:
+            return _print_json([k.__dict__ for k in keys])
+        _table("keys", ["id", "acts as", "note", "created", "revoked"], [
+            [k.id, k.describe(), k.note, k.created_at[:19], (k.revoked_at or "")[:19]]
+            for k in keys])
+    else:
+        with _keyring(args, create=False) as ring:
+            info = ring.revoke(args.key_id)
+        print(f"revoked key {info.id} ({info.describe()})")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from hybridmem.demo import run
 
@@ -357,6 +425,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry", action="store_true", help="replay them now")
     p.add_argument("--discard", metavar="ID", help="drop one (e.g. a quarantined add)")
     command("demo", cmd_demo, "The offline demo: the article's statements and questions.")
+    p = command("serve", cmd_serve, "Serve the store to many agents: REST in mem0's shapes, "
+                "MCP at /mcp, keys bound to scopes (foreground; Ctrl-C stops it).")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="ask no key (loopback hosts only; every caller acts as admin)")
+    p.add_argument("--no-mcp", action="store_true", help="serve REST only")
+    p.add_argument("--max-pending-writes", type=int, default=64,
+                   help="writes running or waiting at most; more get 503 (default 64)")
+    p.add_argument("--max-body-mb", type=float, default=8.0,
+                   help="largest request body in MiB (default 8)")
+    p = command("mcp", cmd_mcp, "The MCP tools on stdio, for clients that launch a server "
+                "(Claude Desktop, Cursor): forwards to `hybridmem serve` with --url, else "
+                "opens the store itself.")
+    p.add_argument("--url", help="a running `hybridmem serve` (default: $HYBRIDMEM_URL)")
+    p.add_argument("--api-key", help="its key (default: $HYBRIDMEM_API_KEY)")
+    p.add_argument("--user", "-u", help="the user_id of tool calls that name none")
+    p = command("keys", cmd_keys, "The server's API keys: create, list, revoke.")
+    keys = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    k = keys.add_parser("create", help="make a key (printed once, alone on the last line)")
+    k.add_argument("--user", "-u", help="bind the key to this user_id")
+    k.add_argument("--agent", help="bind the key to this agent_id")
+    k.add_argument("--admin", action="store_true", help="a key that may act in any scope")
+    k.add_argument("--note", help="what the key is for")
+    k = keys.add_parser("list", help="the keys (never their secrets)")
+    k.add_argument("--all", action="store_true", help="revoked keys too")
+    k = keys.add_parser("revoke", help="revoke a key by its id")
+    k.add_argument("key_id")
+    for sub in keys.choices.values():
+        store_options(sub, top=False)
     return root
 
 

@@ -9,10 +9,17 @@ HybridMemError
 ├── StoreError                  an engine refused or failed
 │   ├── StoreLockedError        the data dir is held by another process
 │   └── DimensionMismatchError  the collection's vectors have another size than the embedder's
-└── ProviderError               an LLM or embedding endpoint failed after its retries
-    ├── LLMError
-    │   └── ExtractionError     the LLM answered, but not with what the schema asks for
-    └── EmbeddingError
+├── ProviderError               an LLM or embedding endpoint failed after its retries
+│   ├── LLMError
+│   │   └── ExtractionError     the LLM answered, but not with what the schema asks for
+│   └── EmbeddingError
+├── UnavailableError            the memory cannot take the call now (HTTP 503)
+│   ├── ClosedError             it is closed, or the server is shutting down
+│   └── BusyError               too many writes are waiting; retry after a moment
+└── AccessError                 the server refused the key (raised by the clients)
+    ├── AuthenticationError     no key, an unknown or revoked key (HTTP 401)
+    │   └── TooManyAttemptsError  too many failed keys from one address (HTTP 429)
+    └── PermissionDeniedError   the key may not act in that scope (HTTP 403)
 ```
 """
 
@@ -79,3 +86,43 @@ class ExtractionError(LLMError):
 
 class EmbeddingError(ProviderError):
     """The embedding endpoint failed or returned vectors of the wrong size."""
+
+
+class UnavailableError(HybridMemError):
+    """The memory cannot take this call now; the same call may succeed later.
+
+    Attributes:
+        retry_after: seconds to wait before trying again, when known.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClosedError(UnavailableError):
+    """The Memory is closed (or the server that holds it is shutting down)."""
+
+
+class BusyError(UnavailableError):
+    """Too many writes are already waiting; nothing of this call was stored."""
+
+
+class AccessError(HybridMemError):
+    """A server refused the request's key (raised by `MemoryClient`)."""
+
+
+class AuthenticationError(AccessError):
+    """No key, an unknown or revoked key, or too many failed attempts from this address."""
+
+
+class TooManyAttemptsError(AuthenticationError):
+    """Too many failed keys came from this address lately; wait `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermissionDeniedError(AccessError):
+    """The key is bound to a scope and the request names another, or needs an admin key."""

@@ -163,3 +163,18 @@ def check_memory_id(memory_id: Any) -> str:
     if not isinstance(memory_id, str) or not memory_id.strip() or len(memory_id) > 64:
         raise InvalidInputError("memory_id must be a non-empty string of at most 64 characters")
     return memory_id
+
+
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+def check_idempotency_key(key: Any) -> str | None:
+    """An idempotency key: None, or 1-200 printable ASCII characters (a UUID fits)."""
+    if key is None:
+        return None
+    if (not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
+            or not all("!" <= ch <= "~" for ch in key)):
+        raise InvalidInputError(
+            f"idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters "
+            "without spaces (a UUID, say)")
+    return key

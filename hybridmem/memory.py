@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
+import json
 import logging
 import threading
 import weakref
@@ -15,9 +17,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hybridmem.config import MemoryConfig
 from hybridmem.engines import Engines
-from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError
+from hybridmem.errors import ClosedError, HybridMemError, InvalidInputError, NotFoundError
 from hybridmem.filters import matches, parse_filters
 from hybridmem.inputs import (
+    check_idempotency_key,
     check_limit,
     check_memory_id,
     check_metadata,
@@ -62,7 +65,7 @@ class _CallGate:
     def enter(self) -> Iterator[None]:
         with self._cond:
             if self.closed:
-                raise HybridMemError("this Memory is closed")
+                raise ClosedError("this Memory is closed")
             self._active += 1
         try:
             yield
@@ -76,6 +79,32 @@ class _CallGate:
         with self._cond:
             self.closed = True
             return self._cond.wait_for(lambda: self._active == 0, timeout)
+
+
+class _KeyedCalls:
+    """One call at a time per (scope, idempotency key): a repeat sent while the first is
+    still running waits for it, then finds its result in the journal."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[Scope, str], list[Any]] = {}  # key -> [lock, users]
+
+    @contextmanager
+    def hold(self, scope: Scope, key: str | None) -> Iterator[None]:
+        if key is None:
+            yield
+            return
+        with self._lock:
+            entry = self._held.setdefault((scope, key), [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._held[(scope, key)]
 
 
 def _open_call(method: Callable[..., T]) -> Callable[..., T]:
@@ -115,10 +144,13 @@ class Memory:
         self.config = config
         self._closed = False
         self._gate = _CallGate()
+        self._keyed_calls = _KeyedCalls()
         embedder = create_embedder(config.embedder, config.vector_store)
         stores = open_stores(config, embedder.dims, repair=repair)
         self._stores: Stores = stores
         self.data_dir: Path = stores.paths.data_dir
+        #: The store's record (the SQLite file that is the source of truth).
+        self.record_path: Path = stores.paths.catalog
         self._embedder = embedder
         self._chat = JSONChat(config.llm) if config.llm is not None else None
         self._catalog, self._journal = stores.catalog, stores.journal
@@ -184,12 +216,17 @@ class Memory:
         infer: bool = True,
         memory_type: str | None = None,
         prompt: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Remember messages (a str, a role/content dict, or a list of them).
 
         With `infer=True` facts and relations are extracted (one LLM call when an LLM is
         configured, else the rules extractor); with `infer=False` each message is stored
         verbatim. Exact duplicates in the scope are not stored twice (event "NONE").
+
+        `idempotency_key` (any unique string, a UUID say) makes the add happen once: a
+        call repeated with the same key and input in the same scope, after a crash or a
+        lost answer, returns the first call's result and stores nothing again.
 
         Returns:
             `{"results": [{"id", "memory", "event"}], "relations": {"added_entities",
@@ -216,28 +253,60 @@ class Memory:
         scope = Scope.of(user_id, agent_id, run_id)
         parsed = parse_messages(messages, self.config.max_text_chars)
         clean_metadata = check_metadata(metadata)
+        key = check_idempotency_key(idempotency_key)
         merged: dict[str, Any] = {"results": [], "relations": {"added_entities": [],
                                                                "deleted_entities": []}}
-        # A long conversation is stored in batches, each journaled and applied on its own,
-        # so memory stays bounded and a crash replays one batch, not the whole call.
-        size = self.config.add_batch_messages
-        for start in range(0, len(parsed), size):
-            batch = parsed[start : start + size]
-            op_id = self._journal.begin("add", scope, {
-                "messages": [m.__dict__ for m in batch], "metadata": clean_metadata,
-                "infer": infer,
-            })
-            try:
-                result = self._writer.add(op_id, scope, batch, clean_metadata, infer)
-            except HybridMemError as exc:
-                if start:
-                    exc.add_note(f"messages 0-{start - 1} of this call were stored; "
-                                 f"{start}-{len(parsed) - 1} were not")
-                raise
-            merged["results"] += result["results"]
-            for key in ("added_entities", "deleted_entities"):
-                merged["relations"][key] += result["relations"][key]
+        digest = _input_digest(parsed, clean_metadata, infer) if key else None
+        with self._keyed_calls.hold(scope, key):
+            # A long conversation is stored in batches, each journaled and applied on its
+            # own, so memory stays bounded and a crash replays one batch, not the whole call.
+            size = self.config.add_batch_messages
+            for number, start in enumerate(range(0, len(parsed), size)):
+                batch = parsed[start : start + size]
+                batch_key = f"{key}#{number}" if key else None
+                try:
+                    result = self._keyed_result(scope, batch_key, digest) if key else None
+                    if result is None:
+                        op_id = self._journal.begin("add", scope, {
+                            "messages": [m.__dict__ for m in batch], "metadata": clean_metadata,
+                            "infer": infer,
+                        }, idem_key=batch_key, idem_input=digest)
+                        result = self._writer.add(op_id, scope, batch, clean_metadata, infer)
+                except HybridMemError as exc:
+                    if start:
+                        exc.add_note(f"messages 0-{start - 1} of this call were stored; "
+                                     f"{start}-{len(parsed) - 1} were not")
+                    raise
+                merged["results"] += result["results"]
+                for name in ("added_entities", "deleted_entities"):
+                    merged["relations"][name] += result["relations"][name]
         return merged
+
+    def _keyed_result(self, scope: Scope, key: str, digest: str | None
+                      ) -> dict[str, Any] | None:
+        """The result of an add already journaled with this key (finishing it first if it
+        is still pending), or None when there is none."""
+        prior = self._journal.keyed(scope, key)
+        if prior is None:
+            return None
+        if prior.input != digest:
+            raise InvalidInputError(
+                "this idempotency_key was already used for another add in this scope; use a "
+                "new key for new input")
+        if prior.status == "done" and prior.result is not None:
+            return prior.result
+        if prior.status == "quarantined":
+            raise InvalidInputError(
+                f"the add with this idempotency_key failed repeatedly and is quarantined "
+                f"(operation {prior.id}, see pending()): {self._journal.error(prior.id)}")
+        result = self._writer.replay(prior.id)
+        if result is None:  # finished meanwhile (by a recovery): its answer is journaled
+            found = self._journal.keyed(scope, key)
+            result = found.result if found is not None else None
+        if result is None:
+            raise InvalidInputError(f"the add with this idempotency_key (operation "
+                                    f"{prior.id}) cannot be answered again; use a new key")
+        return result
 
     @_open_call
     def update(self, memory_id: str, data: str, *, metadata: dict[str, Any] | None = None
@@ -596,6 +665,13 @@ def _close_stores(write_lock: threading.RLock, stores: Stores) -> None:
         log.warning("a write was still running after %.0f s; closing without flushing "
                     "(the journal finishes it on the next open)", CLOSE_WAIT_SECONDS)
         stores.lock.release()
+
+
+def _input_digest(messages: list[Any], metadata: dict[str, Any], infer: bool) -> str:
+    """What an idempotency key is bound to: the add's input, whatever batch it is in."""
+    body = json.dumps({"messages": [m.__dict__ for m in messages], "metadata": metadata,
+                       "infer": infer}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _as_of(value: datetime | str | None) -> str | None:

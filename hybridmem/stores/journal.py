@@ -40,25 +40,51 @@ class PendingOp:
     created_at: str = ""
 
 
+@dataclass(frozen=True)
+class KeyedOp:
+    """An operation journaled with an idempotency key."""
+
+    id: str
+    status: str
+    input: str  # the digest of the input it was journaled with
+    result: dict[str, Any] | None  # its answer, once done
+
+
 class Journal:
     """Operations and history in the shared SQLite database."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def begin(self, kind: str, scope: Scope | None, payload: dict[str, Any]) -> str:
-        """Durably record an operation's input; returns its id."""
+    def begin(self, kind: str, scope: Scope | None, payload: dict[str, Any], *,
+              idem_key: str | None = None, idem_input: str | None = None) -> str:
+        """Durably record an operation's input; returns its id.
+
+        `idem_key` (with `idem_input`, a digest of the input) makes the operation the only
+        one of its scope with that key: see `keyed`.
+        """
         op_id = uuid.uuid4().hex
         now = now_iso()
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT INTO ops (id, kind, scope, payload, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'received', ?, ?)",
+                "INSERT INTO ops (id, kind, scope, payload, status, created_at, updated_at, "
+                "idem_key, idem_input) VALUES (?, ?, ?, ?, 'received', ?, ?, ?, ?)",
                 (op_id, kind, json.dumps(scope.as_row() if scope else {}),
-                 json.dumps(payload, ensure_ascii=False), now, now),
+                 json.dumps(payload, ensure_ascii=False), now, now, idem_key, idem_input),
             )
         checkpoint("journal.received")
         return op_id
+
+    def keyed(self, scope: Scope, idem_key: str) -> KeyedOp | None:
+        """The operation of this scope journaled with this idempotency key, if any."""
+        rows = self._db.read(
+            "SELECT id, status, idem_input, result FROM ops WHERE scope = ? AND idem_key = ?",
+            (json.dumps(scope.as_row()), idem_key))
+        if not rows:
+            return None
+        r = rows[0]
+        return KeyedOp(id=r["id"], status=r["status"], input=r["idem_input"] or "",
+                       result=json.loads(r["result"]) if r["result"] else None)
 
     def set_plan(self, plan: WritePlan) -> None:
         """Give the plan the next epoch and record it."""
@@ -115,10 +141,12 @@ class Journal:
         with self._db.transaction() as conn:
             self.write_history(plan.history, plan.op_id)
             # The plan is no longer needed once applied; keep the row as an audit line.
+            # A keyed operation keeps its answer, for a caller that repeats the call.
             conn.execute(
                 "UPDATE ops SET status = 'done', plan = NULL, payload = '{}', error = NULL, "
-                "updated_at = ? WHERE id = ?",
-                (now_iso(), plan.op_id),
+                "result = CASE WHEN idem_key IS NULL THEN NULL ELSE ? END, updated_at = ? "
+                "WHERE id = ?",
+                (json.dumps(plan.result, ensure_ascii=False), now_iso(), plan.op_id),
             )
             self._db.set_meta({"epoch": plan.epoch})
 

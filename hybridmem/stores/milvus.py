@@ -33,6 +33,19 @@ _FIELDS = {"id", "vector", "user_id", "agent_id", "run_id", "text", "hash", "cre
            "updated_at", "metadata"}
 
 
+class _UnimplementedCalls(logging.Filter):
+    """Milvus Lite's gRPC server implements no AllocTimestamp; pymilvus asks for it (at
+    the first insert and before each scan), copes with the refusal, but the server thread
+    logs a traceback each time, at some moment after the call returned. Drop those."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, NotImplementedError)
+
+
+logging.getLogger("grpc._server").addFilter(_UnimplementedCalls())
+
+
 class MilvusVectorStore:
     """Memories' vectors with their scope ids, text, hash, timestamps and metadata.
 
@@ -277,11 +290,11 @@ class MilvusVectorStore:
 
     def all_ids(self) -> set[str]:
         """Every memory row's id (for a full consistency check)."""
-        # Milvus Lite does not implement the timestamp call the iterator starts with: its
-        # gRPC server logs a traceback and the client a warning, then the iterator uses the
-        # client's clock (fine: nothing writes during a scan). Those two logs are muted.
+        # Milvus Lite does not implement the timestamp call the iterator starts with: the
+        # client logs a warning (the server's traceback is dropped by _UnimplementedCalls),
+        # then the iterator uses the client's clock (fine: nothing writes during a scan).
         loggers = [logging.getLogger(name) for name in
-                   ("pymilvus.client.iterator.query_iterator", "grpc._server")]
+                   ("pymilvus.client.iterator.query_iterator",)]
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.setLevel(logging.CRITICAL)

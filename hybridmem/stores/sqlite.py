@@ -18,16 +18,19 @@ from typing import Any
 
 from hybridmem.errors import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Version 3 kept an FTS5 index over memory text; version 4 drops it (BM25 runs on
-# in-process postings, read/lexical_index.py). What an upgrade removes:
+# in-process postings, read/lexical_index.py); version 5 adds the server's keys and each
+# operation's idempotency key. What an upgrade from 2 or 3 removes:
 _FTS_OBJECTS = [("TRIGGER", "memories_ai"), ("TRIGGER", "memories_ad"),
                 ("TRIGGER", "memories_au"), ("TABLE", "memories_fts")]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
+-- idem_key (version 5): a caller's idempotency key, one operation per (scope, key); a
+-- repeat with the same input (idem_input, its digest) gets `result`, the first answer.
 CREATE TABLE IF NOT EXISTS ops (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     id         TEXT UNIQUE NOT NULL,
@@ -40,9 +43,25 @@ CREATE TABLE IF NOT EXISTS ops (
     attempts   INTEGER NOT NULL DEFAULT 0,
     error      TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    idem_key   TEXT,
+    idem_input TEXT,
+    result     TEXT
 );
 CREATE INDEX IF NOT EXISTS ops_status ON ops (status);
+CREATE UNIQUE INDEX IF NOT EXISTS ops_idem ON ops (scope, idem_key) WHERE idem_key IS NOT NULL;
+
+-- The server's API keys (version 5): only a hash of each secret is kept.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         TEXT PRIMARY KEY,
+    secret_sha TEXT NOT NULL,
+    user_id    TEXT NOT NULL DEFAULT '',
+    agent_id   TEXT NOT NULL DEFAULT '',
+    admin      INTEGER NOT NULL DEFAULT 0,
+    note       TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
 
 CREATE TABLE IF NOT EXISTS memories (
     rowid         INTEGER PRIMARY KEY,
@@ -130,7 +149,7 @@ class Database:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             version = self._version()
-            if version in (2, 3):
+            if version in (2, 3, 4):
                 self._upgrade(version)
                 version = SCHEMA_VERSION
             if version not in (None, SCHEMA_VERSION):
@@ -146,17 +165,24 @@ class Database:
             )
 
     def _upgrade(self, version: int) -> None:
-        """Version 2 or 3 -> 4: memories get a `context` column (version 3 added it) and
-        the FTS5 index goes, with the column of scope tokens only it read. One
-        transaction: a crash leaves the old version whole, and the next open upgrades it."""
+        """Version 2, 3 or 4 -> 5. To 4: memories get a `context` column (version 3 added
+        it) and the FTS5 index goes, with the column of scope tokens only it read. To 5:
+        operations get their idempotency columns (the keys table is made by the schema).
+        One transaction: a crash leaves the old version whole, and the next open upgrades
+        it."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             if version == 2:
                 conn.execute("ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT ''")
-            for kind, name in _FTS_OBJECTS:
-                conn.execute(f"DROP {kind} IF EXISTS {name}")
-            conn.execute("ALTER TABLE memories DROP COLUMN scope_tokens")
+            if version in (2, 3):
+                for kind, name in _FTS_OBJECTS:
+                    conn.execute(f"DROP {kind} IF EXISTS {name}")
+                conn.execute("ALTER TABLE memories DROP COLUMN scope_tokens")
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(ops)")}
+            for column in ("idem_key", "idem_input", "result"):
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE ops ADD COLUMN {column} TEXT")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                          (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")

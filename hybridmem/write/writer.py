@@ -434,21 +434,30 @@ class Writer:
                 log.warning("operation %s (%s) is still pending: %s", op.id, op.kind, exc)
         return {"finished": done, "pending": failed}
 
-    def _finish(self, op: PendingOp) -> None:
-        """Replay one journaled operation whose call raised or never returned."""
+    def replay(self, op_id: str) -> dict[str, Any] | None:
+        """Finish one journaled operation now (a caller repeating a keyed add); returns
+        its result, or None when it is no longer pending."""
+        with self.lock:
+            self._settle()
+        found = [op for op in self._journal.pending(("received",)) if op.id == op_id]
+        return self._finish(found[0]) if found else None
+
+    def _finish(self, op: PendingOp) -> dict[str, Any] | None:
+        """Replay one journaled operation whose call raised or never returned; an add
+        returns its result."""
         if op.kind != "add" and self._journal.has_later_done(op.id):
             # An update or delete whose process died before it was planned, with writes
             # after it: replaying it now would act on newer data than its caller saw.
             self._journal.fail(op.id, "not replayed: later writes were made", "failed")
-            return
+            return None
         scope = op.scope
         payload = op.payload
         if op.kind == "add":
             extraction = payload.get("extraction")
-            self.add(op.id, scope, [Message(**m) for m in payload["messages"]],
-                     payload["metadata"], payload["infer"],
-                     extraction_from_dict(extraction) if extraction else None)
-        elif op.kind == "update":
+            return self.add(op.id, scope, [Message(**m) for m in payload["messages"]],
+                            payload["metadata"], payload["infer"],
+                            extraction_from_dict(extraction) if extraction else None)
+        if op.kind == "update":
             with suppress(NotFoundError):  # deleted since: nothing to update
                 self.update(op.id, payload["memory_id"], payload["text"], payload["metadata"])
         elif op.kind == "delete":
@@ -458,6 +467,7 @@ class Writer:
             self.delete_all(op.id, scope)
         else:  # an import batch that died before its plan was stored wrote nothing
             self._journal.discard(op.id, force=True)
+        return None
 
 
 # ---------------------------------------------------------------- helpers

@@ -61,7 +61,7 @@ _FTS_INDEX = {
 }
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_an_older_record_is_upgraded_in_place(tmp_path, version):
     import sqlite3
 
@@ -70,12 +70,18 @@ def test_an_older_record_is_upgraded_in_place(tmp_path, version):
         memory.add("I keep bees in Oslo", user_id="u", infer=False)
     path = next(tmp_path.glob("*.sqlite"))
     conn = sqlite3.connect(path)  # made into what an older hybridmem wrote
-    conn.execute("ALTER TABLE memories ADD COLUMN scope_tokens TEXT NOT NULL DEFAULT 'u1'")
+    conn.execute("DROP TABLE api_keys")  # version 5 added the keys and idempotency
+    conn.execute("DROP INDEX ops_idem")
+    for column in ("idem_key", "idem_input", "result"):
+        conn.execute(f"ALTER TABLE ops DROP COLUMN {column}")
+    if version < 4:
+        conn.execute("ALTER TABLE memories ADD COLUMN scope_tokens TEXT NOT NULL DEFAULT 'u1'")
     if version == 2:
         conn.execute("ALTER TABLE memories DROP COLUMN context")
-    for statement in _FTS_INDEX[version]:
+    for statement in _FTS_INDEX.get(version, []):
         conn.execute(statement)
-    conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+    if version < 4:
+        conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     conn.commit()
     conn.close()
@@ -87,9 +93,14 @@ def test_an_older_record_is_upgraded_in_place(tmp_path, version):
             "bees", user_id="u", signals=["bm25"])["results"]] == [
             "I keep bees in Oslo", "My hive is on the roof"]  # found by its context too
         assert memory.check()["clean"]
+        # version 5: an idempotent add
+        first = memory.add("I sell honey", user_id="u", infer=False, idempotency_key="k")
+        assert memory.add("I sell honey", user_id="u", infer=False,
+                          idempotency_key="k") == first
     conn = sqlite3.connect(path)
     assert conn.execute(
-        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
+    assert conn.execute("SELECT count(*) FROM api_keys").fetchone()[0] == 0
     assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '%fts%' "
                         "OR sql LIKE '%fts%'").fetchall() == []  # the index and its triggers
     assert "scope_tokens" not in {r[1] for r in conn.execute("PRAGMA table_info(memories)")}
