@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from hybridmem import __version__
 from hybridmem.async_memory import AsyncMemory
-from hybridmem.errors import HybridMemError, InvalidInputError
+from hybridmem.errors import HybridMemError, InvalidInputError, NotFoundError
 from hybridmem.server.access import Access, Principal
 from hybridmem.server.errors import error_response, plain_error
 from hybridmem.server.middleware import Gate, RequestLayer
@@ -172,8 +172,7 @@ def create_app(memory: AsyncMemory, access: Access, gate: Gate | None = None, *,
         """One memory (`Memory.get`); 404 when there is none in the caller's scope."""
         found = await me.get(memory_id)
         if found is None:
-            return plain_error(404, {"type": "NotFoundError",
-                                     "message": f"no memory with id {memory_id!r}"})
+            raise NotFoundError(f"no memory with id {memory_id!r}")
         return _json(found)
 
     @app.put("/memories/{memory_id}", tags=["memories"])
