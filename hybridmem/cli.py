@@ -292,7 +292,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     return serve(_config(args), ServeOptions(
         host=args.host, port=args.port, no_auth=args.no_auth, mcp=not args.no_mcp,
-        max_pending_writes=args.max_pending_writes, max_body_mb=args.max_body_mb))
+        max_pending_writes=args.max_pending_writes, max_body_mb=args.max_body_mb,
+        body_timeout=args.body_timeout))
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
@@ -437,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="writes running or waiting at most; more get 503 (default 64)")
     p.add_argument("--max-body-mb", type=float, default=8.0,
                    help="largest request body in MiB (default 8)")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds a client may take to send a request body (default 30)")
     p = command("mcp", cmd_mcp, "The MCP tools on stdio, for clients that launch a server "
                 "(Claude Desktop, Cursor): forwards to `hybridmem serve` with --url, else "
                 "opens the store itself.")

@@ -112,7 +112,8 @@ def build_mcp(backend_for: Callable[[Context], Backend], *,
         return {"memories": [_memory(m) for m in found["results"]],
                 "relations": [r["memory"] for r in found["relations"]]}
 
-    @server.tool(annotations=_READ, description="One memory by its id.")
+    @server.tool(annotations=_READ, description=(
+        "Read one memory by its id (ids come from search_memories or get_memories)."))
     @_reported
     async def get_memory(memory_id: str, ctx: Context) -> dict[str, Any]:
         found = await backend_for(ctx).get(memory_id)

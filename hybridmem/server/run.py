@@ -34,6 +34,7 @@ class ServeOptions:
     max_pending_writes: int = 64
     max_active_requests: int = 256
     max_body_mb: float = 8.0
+    body_timeout: float = 30.0
     read_workers: int = 8
     write_workers: int = 4
     graceful_seconds: int = 30
@@ -92,7 +93,8 @@ def serve(config: MemoryConfig, options: ServeOptions, out: TextIO = sys.stdout)
         print(f"hybridmem serving {store} at {url} (REST, docs at {url}/docs{mcp_note})",
               file=out, flush=True)
         gate = Gate(max_body_bytes=int(options.max_body_mb * 2**20), loopback_only=loopback,
-                    max_active=options.max_active_requests)
+                    max_active=options.max_active_requests,
+                    body_timeout=options.body_timeout)
         async_memory = AsyncMemory(memory=memory, read_workers=options.read_workers,
                                    write_workers=options.write_workers,
                                    max_pending_writes=options.max_pending_writes)
@@ -157,5 +159,8 @@ class _GracefulServer:
             def handle_exit(self, sig, frame):  # noqa: ANN001 - uvicorn's signature
                 gate.closing = True
                 super().handle_exit(sig, frame)
+                # uvicorn raises the signal again once it has shut down, which would kill
+                # the process before the store is closed: the stop was asked for, exit 0.
+                self._captured_signals.clear()
 
         return Server(config)
