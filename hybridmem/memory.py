@@ -267,11 +267,12 @@ class Memory:
                 try:
                     result = self._keyed_result(scope, batch_key, digest) if key else None
                     if result is None:
-                        op_id = self._journal.begin("add", scope, {
+                        with self._writer.journaled("add", scope, {
                             "messages": [m.__dict__ for m in batch], "metadata": clean_metadata,
                             "infer": infer,
-                        }, idem_key=batch_key, idem_input=digest)
-                        result = self._writer.add(op_id, scope, batch, clean_metadata, infer)
+                        }, idem_key=batch_key, idem_input=digest) as op_id:
+                            result = self._writer.add(op_id, scope, batch, clean_metadata,
+                                                      infer)
                 except HybridMemError as exc:
                     if start:
                         exc.add_note(f"messages 0-{start - 1} of this call were stored; "
@@ -318,18 +319,18 @@ class Memory:
             raise InvalidInputError("data is empty")
         clean_metadata = check_metadata(metadata) if metadata is not None else None
         record = self._record(memory_id)
-        op_id = self._journal.begin("update", record.scope, {
+        with self._writer.journaled("update", record.scope, {
             "memory_id": memory_id, "text": text, "metadata": clean_metadata,
-        })
-        return self._writer.update(op_id, memory_id, text, clean_metadata)
+        }) as op_id:
+            return self._writer.update(op_id, memory_id, text, clean_metadata)
 
     @_open_call
     def delete(self, memory_id: str) -> dict[str, Any]:
         """Erase one memory for real, with the edges and entities only it supported."""
         check_memory_id(memory_id)
         record = self._record(memory_id)
-        op_id = self._journal.begin("delete", record.scope, {"memory_id": memory_id})
-        return self._writer.delete(op_id, memory_id)
+        with self._writer.journaled("delete", record.scope, {"memory_id": memory_id}) as op_id:
+            return self._writer.delete(op_id, memory_id)
 
     @_open_call
     def delete_all(
@@ -338,8 +339,8 @@ class Memory:
     ) -> dict[str, Any]:
         """Erase every memory, entity and relation of a scope (a scope id is required)."""
         scope = Scope.of(user_id, agent_id, run_id)
-        op_id = self._journal.begin("delete_all", scope, {})
-        return self._writer.delete_all(op_id, scope)
+        with self._writer.journaled("delete_all", scope, {}) as op_id:
+            return self._writer.delete_all(op_id, scope)
 
     @_open_call
     def reset(self) -> None:
@@ -550,9 +551,8 @@ class Memory:
         counts = {"memories": 0, "entities": 0, "relations": 0}
         for plan, n in import_plans(list(lines), embed=self._embedder.embed,
                                     dims=self._embedder.dims):
-            op_id = self._journal.begin("import", None, {})
-            plan.op_id = op_id
-            with self._writer.lock:
+            with self._writer.journaled("import", None, {}) as op_id, self._writer.lock:
+                plan.op_id = op_id
                 self._writer.run(plan)
             counts["memories"] += len(plan.memories)
             counts["entities"] += len(plan.entities)
@@ -624,6 +624,10 @@ class Memory:
         if not self._gate.close(CLOSE_WAIT_SECONDS):
             log.warning("calls were still running after %.0f s; closing anyway",
                         CLOSE_WAIT_SECONDS)
+        try:
+            self._writer.undo_raised()
+        except Exception as exc:  # noqa: BLE001 - closing goes on; the next open settles it
+            log.warning("could not undo a failed operation before closing: %s", exc)
         self._finalizer()  # a finalizer runs once; the exit hook then finds it dead
 
 

@@ -49,3 +49,10 @@ def test_compare_mem0_without_mem0_says_so():
         assert "mem0ai is not importable" in run("benchmarks/compare_mem0.py")
     else:  # pragma: no cover - the comparison itself is a benchmark, not a test
         pytest.skip("mem0 is installed here; run the script itself to compare")
+
+
+@pytest.mark.slow
+def test_server_load_runs():
+    text = run("benchmarks/server_load.py", "--memories", "500", "--seconds", "1",
+               "--clients", "1", "2", "--llm-delay", "0.5")
+    assert "x in-process" in text and "overhead p50" in text and "slow LLM adds" in text

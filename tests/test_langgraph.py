@@ -45,3 +45,22 @@ def test_memory_failure_does_not_break_the_chat(fake_openai, tmp_path):
     memory.close()  # every memory call now fails with HybridMemError
     state = graph.invoke({"messages": [("user", "hello")], "user_id": "bob"})
     assert state["messages"][-1].content == "still here"
+
+
+@pytest.mark.slow
+def test_the_same_chatbot_against_a_server(fake_openai, tmp_path):
+    """Practice 1 with `Memory()` swapped for `MemoryClient(...)`: nothing else changes."""
+    from hybridmem import MemoryClient
+    from tests.server.running import Served
+
+    fake_openai.chat_handler = lambda body: content_reply(f"ok ({len(body['messages'])})")
+    llm = ChatOpenAI(model="qwen-plus", api_key="sk-test", base_url=fake_openai.base_url,
+                     max_retries=0)
+    with Served(tmp_path / "store") as server, \
+            MemoryClient(api_key=server.key("--user", "alice"), host=server.url) as memory:
+        graph = build_chat_graph(memory, llm)
+        for text in ["Hi! My name is Alice and I live in Lisbon.", "Where do I live?"]:
+            graph.invoke({"messages": [("user", text)], "user_id": "alice"})
+        prompts = [req["messages"][0]["content"] for req in fake_openai.chat_requests()]
+        assert "Lisbon" not in prompts[0] and "Lisbon" in prompts[1]
+        assert "Lisbon" in {r["target"] for r in memory.get_all(user_id="alice")["relations"]}

@@ -4,6 +4,7 @@ ones it names; and the CLI lines that need no network."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from tests.fake_openai import content_reply, tool_reply
 from tests.readme import blocks, python_blocks
+from tests.server.running import Served
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +33,13 @@ def test_python_block_runs_prints_and_exits(index, tmp_path, fake_openai):
     fake_openai.chat_handler = lambda body: (
         tool_reply({"facts": []}) if body.get("tools") else content_reply("Hello again!"))
     code = python_blocks()[index]
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, input="hi\nquit\n",
-                          env=_env(tmp_path / "home", fake_openai.base_url),
-                          capture_output=True, text=True, timeout=120)
+    env = _env(tmp_path / "home", fake_openai.base_url)
+    with contextlib.ExitStack() as stack:
+        if "MemoryClient" in code:  # the client swap: against a real server, as a user runs it
+            server = stack.enter_context(Served(tmp_path / "served", "--no-auth"))
+            env["HYBRIDMEM_URL"] = server.url
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, input="hi\nquit\n",
+                              env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"block {index}:\n{code}\n{proc.stderr[-2000:]}"
     assert proc.stdout.strip(), f"block {index} printed nothing"
 

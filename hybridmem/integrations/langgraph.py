@@ -17,7 +17,7 @@ store the exchange. Memory failures never break the conversation unless asked to
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langchain_core.messages import SystemMessage
 from langgraph.graph import END, START, StateGraph
@@ -25,6 +25,9 @@ from langgraph.graph.message import add_messages
 
 from hybridmem.errors import HybridMemError
 from hybridmem.memory import Memory
+
+if TYPE_CHECKING:
+    from hybridmem.client import MemoryClient
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class MemoryChatNode:
     """A LangGraph node: recall, answer, remember.
 
     Args:
-        memory: the hybridmem `Memory`.
+        memory: the hybridmem `Memory`, or a `MemoryClient` of a `hybridmem serve`.
         llm: a LangChain chat model (anything with `.invoke(messages)`).
         user_key: the state key that holds the user id.
         limit: how many memories go into the prompt.
@@ -53,8 +56,9 @@ class MemoryChatNode:
         raise_memory_errors: raise instead of answering without memory when hybridmem fails.
     """
 
-    def __init__(self, memory: Memory, llm: Any, *, user_key: str = "user_id", limit: int = 5,
-                 system_prompt: str = DEFAULT_PROMPT, raise_memory_errors: bool = False) -> None:
+    def __init__(self, memory: Memory | MemoryClient, llm: Any, *, user_key: str = "user_id",
+                 limit: int = 5, system_prompt: str = DEFAULT_PROMPT,
+                 raise_memory_errors: bool = False) -> None:
         self.memory = memory
         self.llm = llm
         self.user_key = user_key
@@ -89,7 +93,7 @@ class MemoryChatNode:
         log.warning("hybridmem %s failed, answering without it: %s", what, exc)
 
 
-def build_chat_graph(memory: Memory, llm: Any, **node_options: Any):
+def build_chat_graph(memory: Memory | MemoryClient, llm: Any, **node_options: Any):
     """A compiled LangGraph `START -> chatbot -> END` graph around `MemoryChatNode`.
 
     Invoke it with `{"messages": [...], "user_id": "..."}`.

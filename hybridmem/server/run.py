@@ -65,6 +65,7 @@ def serve(config: MemoryConfig, options: ServeOptions, out: TextIO = sys.stdout)
     from hybridmem.server.app import create_app
     from hybridmem.server.middleware import Gate
     from hybridmem.stores.keys import KeyRing
+    from hybridmem.stores.lock import announce_server, withdraw_server
 
     loopback = is_loopback(options.host)
     if options.no_auth and not loopback:
@@ -92,6 +93,7 @@ def serve(config: MemoryConfig, options: ServeOptions, out: TextIO = sys.stdout)
         mcp_note = f", MCP at {url}/mcp" if options.mcp else ""
         print(f"hybridmem serving {store} at {url} (REST, docs at {url}/docs{mcp_note})",
               file=out, flush=True)
+        announce_server(memory.record_path, url)
         gate = Gate(max_body_bytes=int(options.max_body_mb * 2**20), loopback_only=loopback,
                     max_active=options.max_active_requests,
                     body_timeout=options.body_timeout)
@@ -105,6 +107,7 @@ def serve(config: MemoryConfig, options: ServeOptions, out: TextIO = sys.stdout)
             gate)
         server.run(sockets=[sock])
     finally:
+        withdraw_server(memory.record_path)
         if keys is not None:
             keys.close()
         memory.close()

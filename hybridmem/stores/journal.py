@@ -200,13 +200,6 @@ class Journal:
         """An operation's status (None when it is not journaled)."""
         return self._field(op_id, "status")
 
-    def has_later_done(self, op_id: str) -> bool:
-        """Whether an operation journaled after this one has finished."""
-        rows = self._db.read(
-            "SELECT 1 FROM ops WHERE status = 'done' AND seq > (SELECT seq FROM ops "
-            "WHERE id = ?) LIMIT 1", (op_id,))
-        return bool(rows)
-
     def planned(self) -> PendingOp | None:
         """The one operation whose plan is journaled but not yet committed, if any."""
         found = self.pending(("planned",))

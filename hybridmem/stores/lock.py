@@ -40,11 +40,17 @@ class StoreLock:
         except OSError:
             holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
             self.release()
+            store = f"the store {path.name.removesuffix('.sqlite.lock')!r} in {data_dir}"
+            url = _served_by(path, holder)
+            if url is not None:
+                raise StoreLockedError(
+                    f"{store} is served by `hybridmem serve` (pid {holder}) at {url}: reach "
+                    f"it through that server (MemoryClient(host={url!r}, api_key=...), its "
+                    "REST API, or `hybridmem mcp --url`)") from None
             raise StoreLockedError(
-                f"the store {path.name.removesuffix('.sqlite.lock')!r} in {data_dir} is in use "
-                "by another "
-                f"Memory (pid {holder}); one Memory may hold a store at a time: close the "
-                "other one, or use another data_dir or collection_name"
+                f"{store} is in use by another Memory (pid {holder}); one Memory may hold a "
+                "store at a time: close the other one, use another data_dir or "
+                "collection_name, or share it through `hybridmem serve`"
             ) from None
         # The holder's pid, for the message above; a full disk only loses this hint.
         with suppress(OSError):
@@ -57,3 +63,30 @@ class StoreLock:
             with suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
+
+
+def announce_server(record: Path, url: str) -> None:
+    """Note beside the store's lock that this process serves it at `url`, so another
+    opener is told where to reach it (`withdraw_server` removes the note)."""
+    with suppress(OSError):
+        _server_note(record).write_text(f"{os.getpid()} {url}", encoding="utf-8")
+
+
+def withdraw_server(record: Path) -> None:
+    """Remove the note `announce_server` wrote."""
+    with suppress(OSError):
+        _server_note(record).unlink()
+
+
+def _server_note(record: Path) -> Path:
+    return record.with_name(record.name + ".lock.serving")
+
+
+def _served_by(lock: Path, holder: str) -> str | None:
+    """The URL the lock's holder serves the store at, if it announced one (a note left
+    by a process that died is ignored: its pid is not the holder's)."""
+    try:
+        pid, url = lock.with_name(lock.name + ".serving").read_text("utf-8").split(" ", 1)
+    except (OSError, ValueError):
+        return None
+    return url.strip() if pid == holder else None

@@ -22,7 +22,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -102,6 +102,27 @@ class Writer:
         self._extractor = extractor
         # Planning reads state the plan then changes: one writer at a time.
         self.lock = threading.RLock()
+        # Operations this process journaled whose call is still running: a recovery in
+        # another thread must not replay them beside their own call.
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+        # Plans whose call raised in this process: undone, never finished, even when the
+        # record could not note the failure (a full disk refuses that write too).
+        self._raised: set[str] = set()
+
+    @contextmanager
+    def journaled(self, kind: str, scope: Scope | None, payload: dict[str, Any],
+                  **keyed: str | None) -> Iterator[str]:
+        """Journal an operation's input and hold it as running for the call's length;
+        yields its id (`keyed`: `idem_key`, `idem_input` of `Journal.begin`)."""
+        with self._running_lock:
+            op_id = self._journal.begin(kind, scope, payload, **keyed)
+            self._running.add(op_id)
+        try:
+            yield op_id
+        finally:
+            with self._running_lock:
+                self._running.discard(op_id)
 
     # ------------------------------------------------------------ add
 
@@ -319,6 +340,7 @@ class Writer:
         try:
             self.apply(plan)
         except Exception as exc:
+            self._raised.add(plan.op_id)  # its caller is told it failed: never finish it
             self._undo(plan, exc)
             raise
 
@@ -375,6 +397,7 @@ class Writer:
                 self._index.clear()
         error = error or self._journal.error(plan.op_id) or "failed"
         self._journal.fail(plan.op_id, error, self._status_after(plan.op_id, plan.kind, exc))
+        self._raised.discard(plan.op_id)
         return True
 
     def _status_after(self, op_id: str, kind: str, exc: BaseException | None) -> str:
@@ -397,7 +420,8 @@ class Writer:
         if op is None or op.plan is None:
             return
         self._vectors.ensure_open()  # opened and checked before the plan is finished or undone
-        if op.error is None:  # the process died while applying it: finish it
+        if op.error is None and op.id not in self._raised:
+            # the process died while applying it: finish it
             try:
                 self.apply(op.plan)
                 return
@@ -412,6 +436,14 @@ class Writer:
                 "free disk space) and retry"
             )
 
+    def undo_raised(self) -> None:
+        """Undo the plan in flight if its call raised in this process (before closing: the
+        next process would take it for one a crash interrupted, and finish it)."""
+        with self.lock:
+            op = self._journal.planned()
+            if op is not None and op.plan is not None and op.id in self._raised:
+                self._undo(op.plan, None)
+
     def recover(self) -> dict[str, int]:
         """Finish the plan in flight, then replay journaled adds (oldest first).
 
@@ -425,7 +457,10 @@ class Writer:
                 return {"finished": 0, "pending": len(self._journal.pending(("received",
                                                                              "planned")))}
         done = failed = 0
-        for op in self._journal.pending(("received",)):
+        with self._running_lock:
+            waiting = [op for op in self._journal.pending(("received",))
+                       if op.id not in self._running]
+        for op in waiting:
             try:
                 self._finish(op)
                 done += 1
@@ -439,34 +474,29 @@ class Writer:
         its result, or None when it is no longer pending."""
         with self.lock:
             self._settle()
-        found = [op for op in self._journal.pending(("received",)) if op.id == op_id]
+        with self._running_lock:
+            found = [op for op in self._journal.pending(("received",))
+                     if op.id == op_id and op.id not in self._running]
         return self._finish(found[0]) if found else None
 
     def _finish(self, op: PendingOp) -> dict[str, Any] | None:
         """Replay one journaled operation whose call raised or never returned; an add
         returns its result."""
-        if op.kind != "add" and self._journal.has_later_done(op.id):
-            # An update or delete whose process died before it was planned, with writes
-            # after it: replaying it now would act on newer data than its caller saw.
-            self._journal.fail(op.id, "not replayed: later writes were made", "failed")
-            return None
-        scope = op.scope
-        payload = op.payload
         if op.kind == "add":
+            payload = op.payload
             extraction = payload.get("extraction")
-            return self.add(op.id, scope, [Message(**m) for m in payload["messages"]],
+            return self.add(op.id, op.scope, [Message(**m) for m in payload["messages"]],
                             payload["metadata"], payload["infer"],
                             extraction_from_dict(extraction) if extraction else None)
-        if op.kind == "update":
-            with suppress(NotFoundError):  # deleted since: nothing to update
-                self.update(op.id, payload["memory_id"], payload["text"], payload["metadata"])
-        elif op.kind == "delete":
-            with suppress(NotFoundError):
-                self.delete(op.id, payload["memory_id"])
-        elif op.kind == "delete_all":
-            self.delete_all(op.id, scope)
-        else:  # an import batch that died before its plan was stored wrote nothing
+        if op.kind == "import":  # a batch that died before its plan was stored wrote nothing
             self._journal.discard(op.id, force=True)
+            return None
+        # An update or delete still `received` was never planned: its call raised (and,
+        # the disk being full, even marking it failed may have failed) or its process
+        # died first. Either way its caller did not see it done, and replaying it now
+        # could act on newer writes or undo an acknowledged memory: it is dropped.
+        self._journal.fail(op.id, "not replayed: its call raised or its process stopped "
+                                  "before it was planned", "failed")
         return None
 
 

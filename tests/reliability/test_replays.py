@@ -204,3 +204,32 @@ def test_a_full_disk_at_open_is_a_store_error_and_leaks_no_lock(tmp_path):
 def test_scope_errors_name_the_scope(config):
     with Memory(config) as memory, pytest.raises(ScopeError, match="user_id"):
         memory.add("x y", user_id="")
+
+
+@pytest.mark.parametrize("then", ["write", "close"])
+def test_a_delete_that_raised_is_never_applied_even_if_its_failure_was_not_recorded(
+        config, monkeypatch, then):
+    """A full disk can refuse the very write that marks a failed delete as failed: the
+    plan stays `planned`, as one a crash interrupted. The next write, or the next open,
+    must still undo it, not finish it (they finished it: a memory whose deletion the
+    caller was told had failed disappeared)."""
+    from hybridmem.stores.journal import Journal
+
+    with Memory(config) as memory:
+        [kept] = memory.add("I keep bees", user_id="u", infer=False)["results"]
+
+        def disk_full(*args, **kwargs):
+            raise StoreError("the catalog failed (write): database or disk is full")
+
+        arm("milvus.written")
+        monkeypatch.setattr(Journal, "fail", disk_full)
+        with pytest.raises(StoreError):
+            memory.delete(kept["id"])
+        monkeypatch.undo()  # the disk has room again
+        if then == "write":
+            memory.add("I sell honey", user_id="u", infer=False)
+            assert memory.get(kept["id"])["memory"] == "I keep bees"
+    with Memory(config) as memory:
+        assert memory.get(kept["id"])["memory"] == "I keep bees"
+        assert memory.pending() == []
+        assert memory.check()["clean"]

@@ -28,7 +28,7 @@ from hybridmem.demo import STATEMENTS
 from tests.fake_openai import Reply, tool_reply
 from tests.server.running import Served
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served-clients")]
 
 QUESTIONS = ["What is my name?", "Who is Spider-Man?", "Do I like badminton?"]
 
@@ -159,11 +159,13 @@ def test_the_async_client(served):
     async def scenario() -> None:
         async with AsyncMemoryClient(api_key=served.key("--user", user),
                                      host=served.url) as client:
-            added = await asyncio.gather(*(client.add(f"I like sport number {i}",
-                                                      infer=False) for i in range(8)))
+            sports = ["rowing", "fencing", "curling", "judo", "polo", "surfing", "archery",
+                      "squash"]
+            added = await asyncio.gather(*(client.add(f"I like {sport}", infer=False)
+                                           for sport in sports))
             assert all(a["results"][0]["event"] == "ADD" for a in added)
-            found = await client.search("sport number 3", limit=1)
-            assert found["results"][0]["memory"] == "I like sport number 3"
+            found = await client.search("curling", limit=1)
+            assert found["results"][0]["memory"] == "I like curling"
             assert await client.get("0" * 32) is None
             with pytest.raises(PermissionDeniedError):
                 await client.search("x", user_id="not-me")

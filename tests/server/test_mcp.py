@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.server.running import Served
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served-mcp")]
 
 TOOLS = {"add_memory", "search_memories", "get_memories", "get_memory", "update_memory",
          "delete_memory", "delete_all_memories", "get_entity_graph", "memory_history"}

@@ -9,7 +9,7 @@ import pytest
 
 from tests.server.running import Served
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served-rest")]
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +202,13 @@ def test_no_auth_only_on_loopback_and_said_at_start(tmp_path):
         rebound = http.get("/memories", params={"user_id": "x"},
                            headers={"host": "evil.example:8765"})
         assert rebound.status_code == 421
+
+
+def test_another_opener_is_told_where_the_store_is_served(served):
+    import subprocess
+    import sys
+
+    held = subprocess.run([sys.executable, "-m", "hybridmem.cli", "stats", "--data-dir",
+                           str(served.data_dir)], capture_output=True, text=True, timeout=120)
+    assert held.returncode == 3
+    assert "served by `hybridmem serve`" in held.stderr and served.url in held.stderr

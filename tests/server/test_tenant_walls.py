@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.server.running import Served
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served-tenant_walls")]
 
 USERS = ("u1", "u2", "u3")
 ACTORS = (*USERS, "admin")
