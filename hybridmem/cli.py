@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hybridmem import __version__
 from hybridmem.errors import (
     ConfigError,
     HybridMemError,
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hybridmem", description="Memory for agents (Milvus + Kuzu), from the terminal.",
         epilog="exit codes: 0 ok, 1 not found, 2 usage/input/config, 3 store, 4 provider")
     store_options(root, top=True)
+    root.add_argument("--version", action="version", version=f"hybridmem {__version__}")
     commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, fn: Callable, help_text: str, *, scoped: bool = False):

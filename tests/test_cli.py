@@ -150,3 +150,16 @@ def test_console_script_is_installed():
     for command in ("add", "search", "get-all", "graph", "history", "delete", "export",
                     "import", "stats", "doctor", "repair", "pending", "demo"):
         assert command in out.stdout
+
+
+def test_version_is_printed(capsys):
+    from hybridmem import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"hybridmem {__version__}"
+
+
+def test_python_dash_m_hybridmem_is_the_cli():
+    out = subprocess.run([sys.executable, "-m", "hybridmem", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("usage: hybridmem ")
