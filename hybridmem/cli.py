@@ -153,6 +153,10 @@ def cmd_get(args: argparse.Namespace) -> None:
 
 
 def cmd_graph(args: argparse.Namespace) -> None:
+    if args.out is not None:  # a path that cannot be drawn to fails before the store opens
+        from hybridmem.viz import check_target
+
+        check_target(args.out)
     with _memory(args) as memory:
         g = memory.graph(**_scope(args), include_invalid=args.include_invalid)
     if args.json:

@@ -163,3 +163,18 @@ def test_python_dash_m_hybridmem_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "hybridmem", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("usage: hybridmem ")
+
+
+@pytest.mark.parametrize(("out", "says"), [
+    ("nodir/x.png", "does not exist"),
+    ("x.txt", "'txt'"),
+    ("file/x.png", "not a folder"),
+])
+def test_a_picture_that_cannot_be_written_is_one_line_exit_2(run, tmp_path, out, says):
+    (tmp_path / "file").write_text("x")
+    run("add", "My friend Ivo lives in Split", "-u", "p")
+    target = tmp_path / out
+    code, _, err = run("graph", "-u", "p", "--out", str(target))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(target) in err and says in err and "Traceback" not in err
+    assert not target.exists()
