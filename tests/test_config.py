@@ -59,6 +59,18 @@ def test_unknown_or_bad_config_is_named(raw, named):
     assert named in str(info.value)
 
 
+@pytest.mark.parametrize(("raw", "meant"), [
+    ({"vector_stor": {}}, "vector_store"),
+    ({"embeder": {"provider": "local"}}, "embedder"),
+    ({"datadir": "x"}, "data_dir"),
+    ({"vector_store": {"provider": "milvus", "config": {"urll": "x"}}}, "url"),
+    ({"vector_store": {"provder": "milvus"}}, "provider"),
+])
+def test_a_typo_gets_the_close_match(raw, meant):
+    with pytest.raises(ConfigError, match=f"did you mean {meant!r}"):
+        MemoryConfig.from_dict(raw)
+
+
 def test_env_home_is_the_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("HYBRIDMEM_HOME", str(tmp_path / "home"))
     assert MemoryConfig().resolved_data_dir() == (tmp_path / "home").resolve()
