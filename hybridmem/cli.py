@@ -1,8 +1,10 @@
 """The `hybridmem` command: add, search, inspect, check, repair, export and import a store.
 
 Options that pick the store (`--data-dir`, `--config`) and `--json` go before or after the
-command, as with `git -C`. Exit codes: 0 ok, 1 not found, 2 bad usage, input or config,
-3 store error (locked, damaged, or `doctor` found a divergence), 4 provider error.
+command, as with `git -C` (once: twice is a usage error). Commands other than add, import
+and demo refuse a config that names no store rather than create an empty one. Exit codes:
+0 ok, 1 not found (a memory, or the store), 2 bad usage, input or config, 3 store error
+(locked, damaged, or `doctor` found a divergence), 4 provider error.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def _console(stderr: bool = False):
 def _memory(args: argparse.Namespace, *, repair: bool = False) -> Iterator[Any]:
     from hybridmem.config import MemoryConfig
     from hybridmem.memory import Memory
+    from hybridmem.stores.identity import store_exists, store_paths
 
     raw: dict[str, Any] = {}
     if args.config is not None:
@@ -56,7 +59,14 @@ def _memory(args: argparse.Namespace, *, repair: bool = False) -> Iterator[Any]:
             raise ConfigError(f"cannot read config {args.config}: {exc}") from None
     if args.data_dir is not None:
         raw["data_dir"] = str(args.data_dir)
-    memory = Memory(MemoryConfig.from_dict(raw), repair=repair)
+    config = MemoryConfig.from_dict(raw)
+    if args.needs_store:
+        paths = store_paths(config)
+        if not store_exists(paths):  # a mistyped --data-dir must not become an empty store
+            raise NotFoundError(
+                f"no store in {paths.data_dir} (no record {paths.catalog}): check "
+                "--data-dir, $HYBRIDMEM_HOME or --config; `hybridmem add` starts one")
+    memory = Memory(config, repair=repair)
     try:
         yield memory
     finally:
@@ -298,14 +308,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (global options accepted before or after the command)."""
     def store_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-        default = None if top else argparse.SUPPRESS
-        parser.add_argument("--data-dir", type=Path, default=default,
+        # A command parses its options into a namespace of its own that then overwrites
+        # the top level's: its copies keep their own names (`_after`), so `_merge_options`
+        # can tell a value given on both sides of the command from one given once.
+        default, after = (None, "") if top else (argparse.SUPPRESS, _AFTER)
+        parser.add_argument("--data-dir", type=Path, default=default, action=_Once,
+                            dest="data_dir" + after, metavar="DIR",
                             help="store directory (default: $HYBRIDMEM_HOME or "
                                  "./hybridmem_data)")
-        parser.add_argument("--config", type=Path, default=default,
+        parser.add_argument("--config", type=Path, default=default, action=_Once,
+                            dest="config" + after, metavar="FILE",
                             help="JSON config file (mem0's dict shape)")
         parser.add_argument("--json", action="store_true", default=False if top else
-                            argparse.SUPPRESS, help="print JSON instead of tables")
+                            argparse.SUPPRESS, dest="json" + after,
+                            help="print JSON instead of tables")
 
     root = argparse.ArgumentParser(
         prog="hybridmem", description="Memory for agents (Milvus + Kuzu), from the terminal.",
@@ -314,17 +330,21 @@ def build_parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"hybridmem {__version__}")
     commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, fn: Callable, help_text: str, *, scoped: bool = False):
+    def command(name: str, fn: Callable, help_text: str, *, scoped: bool = False,
+                needs_store: bool = True):
+        """A subcommand; `needs_store=False` for those that may start a store (add, import,
+        demo): the others refuse a config that names no store."""
         parser = commands.add_parser(name, help=help_text, description=help_text)
         store_options(parser, top=False)
         if scoped:
             parser.add_argument("--user", "-u", help="user_id scope")
             parser.add_argument("--agent", help="agent_id scope")
             parser.add_argument("--run", help="run_id scope")
-        parser.set_defaults(handler=fn)
+        parser.set_defaults(handler=fn, needs_store=needs_store)
         return parser
 
-    p = command("add", cmd_add, "Remember messages (user role).", scoped=True)
+    p = command("add", cmd_add, "Remember messages (user role).", scoped=True,
+                needs_store=False)
     p.add_argument("text", nargs="+", help="one or more messages")
     p.add_argument("--metadata", help="metadata as JSON")
     p.add_argument("--no-infer", action="store_true",
@@ -353,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", cmd_export, "Write a scope (or --all) as JSON lines.", scoped=True)
     p.add_argument("--all", action="store_true", help="every scope")
     p.add_argument("--out", type=Path, help="file (default: stdout)")
-    p = command("import", cmd_import, "Load a file made by `export` (ids kept).")
+    p = command("import", cmd_import, "Load a file made by `export` (ids kept).",
+                needs_store=False)
     p.add_argument("source", type=Path)
     command("stats", cmd_stats, "Row counts in the record and each engine.")
     command("doctor", cmd_doctor, "Compare Milvus and Kuzu with the record (full scan).")
@@ -362,8 +383,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("pending", cmd_pending, "Journaled operations not finished yet.")
     p.add_argument("--retry", action="store_true", help="replay them now")
     p.add_argument("--discard", metavar="ID", help="drop one (e.g. a quarantined add)")
-    command("demo", cmd_demo, "The offline demo: the article's statements and questions.")
+    command("demo", cmd_demo, "The offline demo: the article's statements and questions.",
+            needs_store=False)
     return root
+
+
+_AFTER = "_after"
+
+
+class _Once(argparse.Action):
+    """Store a value; the same option twice on one side of the command is a usage error
+    (the last one would silently win)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice")
+        setattr(namespace, self.dest, values)
+
+
+def _merge_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Store options given after the command join those given before it; one given on
+    both sides is a usage error."""
+    for name, flag in (("data_dir", "--data-dir"), ("config", "--config")):
+        late = vars(args).pop(name + _AFTER, None)
+        if late is not None:
+            if getattr(args, name) is not None:
+                parser.error(f"{flag} given twice (before and after the command)")
+            setattr(args, name, late)
+    args.json = args.json or vars(args).pop("json" + _AFTER, False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        _merge_options(parser, args)
     except SystemExit as exc:  # a usage error (usage line printed, 2) or --help (0)
         return int(exc.code or 0)
     try:

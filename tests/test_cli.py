@@ -84,6 +84,7 @@ def test_export_import_moves_a_store(run, tmp_path, monkeypatch, capsys):
     (("import", "/nonexistent.jsonl"), 2, "cannot read"),
 ])
 def test_errors_are_clear_with_exit_codes(run, args, code, message):
+    run("add", "I like tea", "-u", "x")
     got, _, err = run(*args)
     assert got == code and message in err
 
@@ -114,7 +115,7 @@ def test_store_options_go_before_or_after_the_command(tmp_path, capsys):
 def test_a_data_dir_that_cannot_be_made_exits_2_naming_it(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert cli.main(["stats", "--data-dir", str(blocker / "store")]) == 2
+    assert cli.main(["add", "I like tea", "-u", "x", "--data-dir", str(blocker / "store")]) == 2
     assert str(blocker) in capsys.readouterr().err
 
 
@@ -178,3 +179,45 @@ def test_a_picture_that_cannot_be_written_is_one_line_exit_2(run, tmp_path, out,
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert str(target) in err and says in err and "Traceback" not in err
     assert not target.exists()
+
+
+READ_ONLY = [("search", "tea", "-u", "x"), ("get-all", "-u", "x"), ("get", "some-id"),
+             ("graph", "-u", "x"), ("history", "some-id"), ("export", "-u", "x"), ("stats",),
+             ("doctor",), ("pending",), ("pending", "--retry"), ("delete", "--all", "-u", "x"),
+             ("repair",)]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: " ".join(a))
+def test_commands_on_a_folder_with_no_store_create_nothing(tmp_path, capsys, args):
+    missing, empty = tmp_path / "dd2", tmp_path / "empty"
+    empty.mkdir()
+    for folder in (missing, empty):
+        assert cli.main([*args, "--data-dir", str(folder)]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(folder) in err, err
+    assert not missing.exists() and list(empty.iterdir()) == []
+
+
+def test_a_store_that_lost_its_record_is_a_store(tmp_path, capsys):
+    """Engines without their record are repair's business, not "no store"."""
+    store = tmp_path / "s"
+    assert cli.main(["add", "I like tea", "-u", "x", "--data-dir", str(store)]) == 0
+    (store / "hybridmem.sqlite").unlink()
+    assert cli.main(["repair", "--data-dir", str(store)]) == 0
+    assert cli.main(["search", "tea", "-u", "x", "--data-dir", str(store), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "I like tea" in out[out.rindex('{\n  "results"'):]
+
+
+@pytest.mark.parametrize("args", [
+    ("--data-dir", "a", "stats", "--data-dir", "b"),
+    ("stats", "--data-dir", "a", "--data-dir", "b"),
+    ("--data-dir", "a", "--data-dir", "b", "stats"),
+    ("--config", "a.json", "stats", "--config", "b.json"),
+])
+def test_a_store_option_given_twice_is_a_usage_error(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: hybridmem") and "given twice" in err
+    assert list(tmp_path.iterdir()) == []
