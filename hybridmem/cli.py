@@ -305,6 +305,47 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- parser
 
 
+_AFTER = "_after"
+
+
+class _UsageError(Exception):
+    """A command line argparse refused (raised instead of printing and exiting, so that
+    under --json it can be said as JSON)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        """Raise the usage error for `main` to report (argparse would print and exit)."""
+        raise _UsageError(self, message)
+
+
+class _Once(argparse.Action):
+    """Store a value; the same option twice on one side of the command is a usage error
+    (the last one would silently win)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice")
+        setattr(namespace, self.dest, values)
+
+
+def _merge_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Store options given after the command join those given before it; one given on
+    both sides is a usage error."""
+    for name, flag in (("data_dir", "--data-dir"), ("config", "--config")):
+        late = vars(args).pop(name + _AFTER, None)
+        if late is not None:
+            if getattr(args, name) is not None:
+                parser.error(f"{flag} given twice (before and after the command)")
+            setattr(args, name, late)
+    args.json = args.json or vars(args).pop("json" + _AFTER, False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (global options accepted before or after the command)."""
     def store_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -321,9 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="JSON config file (mem0's dict shape)")
         parser.add_argument("--json", action="store_true", default=False if top else
                             argparse.SUPPRESS, dest="json" + after,
-                            help="print JSON instead of tables")
+                            help="print JSON instead of tables; an error is then a JSON "
+                                 'object {"error": {...}} on stdout')
 
-    root = argparse.ArgumentParser(
+    root = _Parser(
         prog="hybridmem", description="Memory for agents (Milvus + Kuzu), from the terminal.",
         epilog="exit codes: 0 ok, 1 not found, 2 usage/input/config, 3 store, 4 provider")
     store_options(root, top=True)
@@ -370,9 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("delete", cmd_delete, "Erase one memory, or --all of a scope.", scoped=True)
     p.add_argument("memory_id", nargs="?")
     p.add_argument("--all", action="store_true", help="erase the whole scope")
-    p = command("export", cmd_export, "Write a scope (or --all) as JSON lines.", scoped=True)
+    p = command("export", cmd_export, "Write a scope (or --all) as JSON Lines (one JSON "
+                "object per line, with or without --json); `import` reads it back.",
+                scoped=True)
     p.add_argument("--all", action="store_true", help="every scope")
-    p.add_argument("--out", type=Path, help="file (default: stdout)")
+    p.add_argument("--out", type=Path, help="the .jsonl file to write (default: stdout)")
     p = command("import", cmd_import, "Load a file made by `export` (ids kept).",
                 needs_store=False)
     p.add_argument("source", type=Path)
@@ -388,63 +432,59 @@ def build_parser() -> argparse.ArgumentParser:
     return root
 
 
-_AFTER = "_after"
+# Each error family's exit code and the word its one-line message starts with; the first
+# match wins, so a subclass comes before its base.
+_EXITS: list[tuple[type[HybridMemError], int, str]] = [
+    (NotFoundError, EXIT_NOT_FOUND, "not found"),
+    (InvalidInputError, EXIT_USAGE, "error"),
+    (ConfigError, EXIT_USAGE, "error"),
+    (StoreError, EXIT_STORE, "store error"),
+    (ProviderError, EXIT_PROVIDER, "provider error"),
+    (HybridMemError, EXIT_USAGE, "error"),
+]
 
 
-class _Once(argparse.Action):
-    """Store a value; the same option twice on one side of the command is a usage error
-    (the last one would silently win)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        if getattr(namespace, self.dest, None) is not None:
-            parser.error(f"{option_string} given twice")
-        setattr(namespace, self.dest, values)
-
-
-def _merge_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Store options given after the command join those given before it; one given on
-    both sides is a usage error."""
-    for name, flag in (("data_dir", "--data-dir"), ("config", "--config")):
-        late = vars(args).pop(name + _AFTER, None)
-        if late is not None:
-            if getattr(args, name) is not None:
-                parser.error(f"{flag} given twice (before and after the command)")
-            setattr(args, name, late)
-    args.json = args.json or vars(args).pop("json" + _AFTER, False)
+def _report(exc: HybridMemError, *, as_json: bool) -> int:
+    """Say what failed, in one line on stderr or (with --json) as a JSON object on stdout
+    where the output was expected; returns the exit code."""
+    code, prefix = next((c, p) for kind, c, p in _EXITS if isinstance(exc, kind))
+    message = str(exc)
+    if isinstance(exc, ScopeError):  # the user typed flags, not keyword arguments
+        for field, flag in _FLAGS.items():
+            message = message.replace(field, flag)
+    if not as_json:
+        print(f"{prefix}: {message}", file=sys.stderr)
+        return code
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": message,
+                             "exit_code": code}
+    if isinstance(exc, ProviderError):
+        error.update(provider=exc.provider, failure=exc.failure)
+    _print_json({"error": error})
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hybridmem` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         _merge_options(parser, args)
-    except SystemExit as exc:  # a usage error (usage line printed, 2) or --help (0)
+    except _UsageError as exc:
+        if "--json" in argv:  # the parse failed, so only the raw words can tell
+            _print_json({"error": {"type": "UsageError", "message": exc.message,
+                                   "usage": exc.parser.format_usage().strip(),
+                                   "exit_code": EXIT_USAGE}})
+        else:
+            exc.parser.print_usage(sys.stderr)
+            print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     try:
         code = args.handler(args)
-    except NotFoundError as exc:
-        print(f"not found: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except ScopeError as exc:
-        message = str(exc)
-        for field, flag in _FLAGS.items():
-            message = message.replace(field, flag)
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-    except (InvalidInputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as exc:
-        print(f"store error: {exc}", file=sys.stderr)
-        return EXIT_STORE
-    except ProviderError as exc:
-        print(f"provider error: {exc}", file=sys.stderr)
-        return EXIT_PROVIDER
     except HybridMemError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _report(exc, as_json=args.json)
     except KeyboardInterrupt:
         return 130
     return code or 0

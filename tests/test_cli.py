@@ -221,3 +221,30 @@ def test_a_store_option_given_twice_is_a_usage_error(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert err.startswith("usage: hybridmem") and "given twice" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "code", "kind"), [
+    (("history", "no-such-id"), 1, "NotFoundError"),
+    (("search", "tea"), 2, "ScopeError"),
+    (("search", "tea", "-u", "x", "--limit", "many"), 2, "UsageError"),
+    (("frobnicate",), 2, "UsageError"),
+    (("search", "tea", "-u", "x", "--data-dir", "elsewhere"), 2, "UsageError"),
+])
+def test_with_json_an_error_is_a_json_object_on_stdout(run, args, code, kind):
+    run("add", "I like tea", "-u", "x")
+    got, out, err = run(*args, "--json")
+    assert got == code and err == ""
+    error = json.loads(out)["error"]
+    assert error["type"] == kind and error["exit_code"] == code and error["message"]
+    assert "\n" not in error["message"]
+
+
+def test_with_json_no_store_is_a_json_object_too(tmp_path, capsys):
+    assert cli.main(["--json", "stats", "--data-dir", str(tmp_path / "none")]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["error"]["type"] == "NotFoundError" and not captured.err
+
+
+def test_export_help_names_its_format(capsys):
+    assert cli.main(["export", "--help"]) == 0
+    assert "JSON Lines" in " ".join(capsys.readouterr().out.split())
