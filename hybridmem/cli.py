@@ -215,9 +215,15 @@ def cmd_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    if args.out is not None and not args.out.parent.is_dir():  # before any work is done
+        raise InvalidInputError(
+            f"cannot write {args.out}: the folder {args.out.parent} does not exist")
     with _memory(args) as memory:
         lines = memory.export(**_scope(args), all_scopes=args.all)
-        target = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        try:
+            target = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        except OSError as exc:
+            raise InvalidInputError(f"cannot write {args.out}: {exc.strerror or exc}") from None
         count = 0
         try:
             for line in lines:

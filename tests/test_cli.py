@@ -248,3 +248,10 @@ def test_with_json_no_store_is_a_json_object_too(tmp_path, capsys):
 def test_export_help_names_its_format(capsys):
     assert cli.main(["export", "--help"]) == 0
     assert "JSON Lines" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_export_that_cannot_be_written_is_one_line_exit_2(run, tmp_path):
+    run("add", "I like tea", "-u", "x")
+    for target in (tmp_path / "nodir" / "x.jsonl", tmp_path):
+        code, _, err = run("export", "-u", "x", "--out", str(target))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and str(target) in err, err
