@@ -29,7 +29,7 @@ def test_practice_2_current_graph(shared_memory, alice):
         ("John", "enjoys", "hiking"),
         ("Harry", "enjoys", "hiking"),
         ("Alice", "friend", "Peter"),
-        ("Peter", "is", "Spider-Man"),
+        ("Peter", "is", "Spider\u2011Man"),  # as said (matching folds it)
     }
 
 

@@ -26,7 +26,7 @@ from hybridmem.records import (
 )
 from hybridmem.scope import Scope
 from hybridmem.stores.base import GraphStore
-from hybridmem.text import clean_text, entity_key
+from hybridmem.text import entity_key, said_text
 from hybridmem.write.conflicts import ConflictRules, LLMConflictJudge, NewEdge
 from hybridmem.write.resolve import EntityResolver
 
@@ -152,7 +152,7 @@ class GraphPlanner:
             return state.entities.get(found.id, found)
         vector = vectors.get(name)
         entity = EntityRecord(
-            id=uuid.uuid4().hex, name=clean_text(name), key=entity_key(name),
+            id=uuid.uuid4().hex, name=said_text(name), key=entity_key(name),
             type=kind or "other", aliases=[], mentions=0, created_at=now,
             embedding=pack_vector(vector) if vector is not None else None, **state.scope.as_row(),
         )

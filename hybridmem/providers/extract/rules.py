@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
-from hybridmem.text import STOPWORDS, clean_text
+from hybridmem.text import STOPWORDS, as_said, clean_text, said_text
 from hybridmem.vocabulary import KINSHIP, object_type
 
 # A proper name: capitalised words ("Mary Jane", "Spider-Man", "O'Brien", "McDonald's").
@@ -111,25 +111,29 @@ class RulesExtractor:
         for message in messages:
             if message.role not in ("user", "human"):
                 continue
-            for sentence in _sentences(message.content):
+            for said in _sentences(message.content):
+                # Patterns read the folded sentence; the fact and the names are kept as said.
+                sentence = clean_text(said)
                 if not _is_statement(sentence):
                     continue
                 index = len(out.facts)
-                out.facts.append(sentence)
+                out.facts.append(said)
                 for clause in _CLAUSE_SPLIT.split(sentence):
                     for rel in _clause_relations(clause.strip(" .!;,")):
-                        out.relations.append(_with_fact(rel, index))
+                        out.relations.append(_with_fact(rel, index, said))
         return out
 
 
-def _with_fact(rel: ExtractedRelation, index: int) -> ExtractedRelation:
-    return ExtractedRelation(
-        rel.source, rel.relation, rel.target, rel.source_type, rel.target_type, index, rel.negated
-    )
+def _with_fact(rel: ExtractedRelation, index: int, said: str) -> ExtractedRelation:
+    """`rel` tied to its fact, its names as the sentence said them."""
+    source = rel.source if rel.source == SELF else as_said(rel.source, said)
+    return ExtractedRelation(source, rel.relation, as_said(rel.target, said), rel.source_type,
+                             rel.target_type, index, rel.negated)
 
 
 def _sentences(text: str) -> Iterator[str]:
-    for raw in _SENTENCE_SPLIT.split(clean_text(text)):
+    """The sentences of a message, as said."""
+    for raw in _SENTENCE_SPLIT.split(said_text(text)):
         sentence = raw.strip()
         if sentence:
             yield sentence
