@@ -202,7 +202,15 @@ def cmd_history(args: argparse.Namespace) -> None:
         return _print_json(rows)
     _table(f"history of {args.memory_id}", ["when", "event", "old", "new", "detail"], [
         [r["created_at"][:19], r["event"], r["old_memory"] or "", r["new_memory"] or "",
-         (r.get("detail") or {}).get("reason", "")] for r in rows])
+         _history_detail(r)] for r in rows])
+
+
+def _history_detail(row: dict[str, Any]) -> str:
+    """Why it happened; for a row written before SUPERSEDE rows had a reason, by what."""
+    detail = row.get("detail") or {}
+    if detail.get("reason"):
+        return detail["reason"]
+    return f"superseded by {detail['superseded_by']}" if detail.get("superseded_by") else ""
 
 
 def cmd_delete(args: argparse.Namespace) -> None:
