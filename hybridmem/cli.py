@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,10 +40,17 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+# Piped output goes to programs, files and pagers, not to a terminal 80 columns wide (rich's
+# guess when there is none): lines are as long as their content, unless COLUMNS says.
+_PIPED_WIDTH = 1_000_000
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, soft_wrap=False, width=_PIPED_WIDTH if piped else None)
 
 
 @contextmanager

@@ -255,3 +255,25 @@ def test_an_export_that_cannot_be_written_is_one_line_exit_2(run, tmp_path):
     for target in (tmp_path / "nodir" / "x.jsonl", tmp_path):
         code, _, err = run("export", "-u", "x", "--out", str(target))
         assert code == 2 and len(err.strip().splitlines()) == 1 and str(target) in err, err
+
+
+def test_history_table_says_what_superseded_a_memory(run, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    run("add", "I like tea", "-u", "h")
+    run("add", "I dislike tea", "-u", "h")
+    _, out, _ = run("get-all", "-u", "h", "--include-invalid", "--json")
+    [liked] = [m["id"] for m in json.loads(out)["results"] if m["memory"] == "I like tea"]
+    code, out, _ = run("history", liked)
+    [row] = [line for line in out.splitlines() if "SUPERSEDE" in line]
+    assert code == 0 and "I like tea" in row and "I dislike tea" in row
+    assert "opposite polarity: 'dislikes' replaces 'likes'" in row
+
+
+def test_piped_tables_are_not_wrapped_at_80_columns(run, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # stdout is captured: not a terminal
+    note = "A note long enough to wrap " + "in an eighty column terminal " * 5
+    run("add", note, "-u", "w", "--no-infer")
+    _, out, _ = run("get-all", "-u", "w")
+    assert any(note in line for line in out.splitlines())
+    _, out, _ = run("search", "eighty column terminal", "-u", "w")
+    assert any(note in line for line in out.splitlines())
