@@ -1,20 +1,24 @@
 """The `hybridmem` command: add, search, inspect, check, repair, export and import a store.
 
 Options that pick the store (`--data-dir`, `--config`) and `--json` go before or after the
-command, as with `git -C`. Exit codes: 0 ok, 1 not found, 2 bad usage, input or config,
-3 store error (locked, damaged, or `doctor` found a divergence), 4 provider error.
+command, as with `git -C` (once: twice is a usage error). Commands other than add, import
+and demo refuse a config that names no store rather than create an empty one. Exit codes:
+0 ok, 1 not found (a memory, or the store), 2 bad usage, input or config, 3 store error
+(locked, damaged, or `doctor` found a divergence), 4 provider error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from hybridmem import __version__
 from hybridmem.errors import (
     ConfigError,
     HybridMemError,
@@ -36,10 +40,17 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+# Piped output goes to programs, files and pagers, not to a terminal 80 columns wide (rich's
+# guess when there is none): lines are as long as their content, unless COLUMNS says.
+_PIPED_WIDTH = 1_000_000
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, soft_wrap=False, width=_PIPED_WIDTH if piped else None)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -57,11 +68,25 @@ def _config(args: argparse.Namespace) -> Any:
     return MemoryConfig.from_dict(raw)
 
 
+def _existing_store(config: Any) -> None:
+    """Refuse a folder with no store: a mistyped --data-dir must not become an empty one."""
+    from hybridmem.stores.identity import store_exists, store_paths
+
+    paths = store_paths(config)
+    if not store_exists(paths):
+        raise NotFoundError(
+            f"no store in {paths.data_dir} (no record {paths.catalog}): check "
+            "--data-dir, $HYBRIDMEM_HOME or --config; `hybridmem add` starts one")
+
+
 @contextmanager
 def _memory(args: argparse.Namespace, *, repair: bool = False) -> Iterator[Any]:
     from hybridmem.memory import Memory
 
-    memory = Memory(_config(args), repair=repair)
+    config = _config(args)
+    if args.needs_store:
+        _existing_store(config)
+    memory = Memory(config, repair=repair)
     try:
         yield memory
     finally:
@@ -158,6 +183,10 @@ def cmd_get(args: argparse.Namespace) -> None:
 
 
 def cmd_graph(args: argparse.Namespace) -> None:
+    if args.out is not None:  # a path that cannot be drawn to fails before the store opens
+        from hybridmem.viz import check_target
+
+        check_target(args.out)
     with _memory(args) as memory:
         g = memory.graph(**_scope(args), include_invalid=args.include_invalid)
     if args.json:
@@ -193,7 +222,15 @@ def cmd_history(args: argparse.Namespace) -> None:
         return _print_json(rows)
     _table(f"history of {args.memory_id}", ["when", "event", "old", "new", "detail"], [
         [r["created_at"][:19], r["event"], r["old_memory"] or "", r["new_memory"] or "",
-         (r.get("detail") or {}).get("reason", "")] for r in rows])
+         _history_detail(r)] for r in rows])
+
+
+def _history_detail(row: dict[str, Any]) -> str:
+    """Why it happened; for a row written before SUPERSEDE rows had a reason, by what."""
+    detail = row.get("detail") or {}
+    if detail.get("reason"):
+        return detail["reason"]
+    return f"superseded by {detail['superseded_by']}" if detail.get("superseded_by") else ""
 
 
 def cmd_delete(args: argparse.Namespace) -> None:
@@ -206,9 +243,15 @@ def cmd_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    if args.out is not None and not args.out.parent.is_dir():  # before any work is done
+        raise InvalidInputError(
+            f"cannot write {args.out}: the folder {args.out.parent} does not exist")
     with _memory(args) as memory:
         lines = memory.export(**_scope(args), all_scopes=args.all)
-        target = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        try:
+            target = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        except OSError as exc:
+            raise InvalidInputError(f"cannot write {args.out}: {exc.strerror or exc}") from None
         count = 0
         try:
             for line in lines:
@@ -359,35 +402,88 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- parser
 
 
+_AFTER = "_after"
+
+
+class _UsageError(Exception):
+    """A command line argparse refused (raised instead of printing and exiting, so that
+    under --json it can be said as JSON)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        """Raise the usage error for `main` to report (argparse would print and exit)."""
+        raise _UsageError(self, message)
+
+
+class _Once(argparse.Action):
+    """Store a value; the same option twice on one side of the command is a usage error
+    (the last one would silently win)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice")
+        setattr(namespace, self.dest, values)
+
+
+def _merge_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Store options given after the command join those given before it; one given on
+    both sides is a usage error."""
+    for name, flag in (("data_dir", "--data-dir"), ("config", "--config")):
+        late = vars(args).pop(name + _AFTER, None)
+        if late is not None:
+            if getattr(args, name) is not None:
+                parser.error(f"{flag} given twice (before and after the command)")
+            setattr(args, name, late)
+    args.json = args.json or vars(args).pop("json" + _AFTER, False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (global options accepted before or after the command)."""
     def store_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-        default = None if top else argparse.SUPPRESS
-        parser.add_argument("--data-dir", type=Path, default=default,
+        # A command parses its options into a namespace of its own that then overwrites
+        # the top level's: its copies keep their own names (`_after`), so `_merge_options`
+        # can tell a value given on both sides of the command from one given once.
+        default, after = (None, "") if top else (argparse.SUPPRESS, _AFTER)
+        parser.add_argument("--data-dir", type=Path, default=default, action=_Once,
+                            dest="data_dir" + after, metavar="DIR",
                             help="store directory (default: $HYBRIDMEM_HOME or "
                                  "./hybridmem_data)")
-        parser.add_argument("--config", type=Path, default=default,
+        parser.add_argument("--config", type=Path, default=default, action=_Once,
+                            dest="config" + after, metavar="FILE",
                             help="JSON config file (mem0's dict shape)")
         parser.add_argument("--json", action="store_true", default=False if top else
-                            argparse.SUPPRESS, help="print JSON instead of tables")
+                            argparse.SUPPRESS, dest="json" + after,
+                            help="print JSON instead of tables; an error is then a JSON "
+                                 'object {"error": {...}} on stdout')
 
-    root = argparse.ArgumentParser(
+    root = _Parser(
         prog="hybridmem", description="Memory for agents (Milvus + Kuzu), from the terminal.",
         epilog="exit codes: 0 ok, 1 not found, 2 usage/input/config, 3 store, 4 provider")
     store_options(root, top=True)
+    root.add_argument("--version", action="version", version=f"hybridmem {__version__}")
     commands = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, fn: Callable, help_text: str, *, scoped: bool = False):
+    def command(name: str, fn: Callable, help_text: str, *, scoped: bool = False,
+                needs_store: bool = True):
+        """A subcommand; `needs_store=False` for those that may start a store (add, import,
+        demo): the others refuse a config that names no store."""
         parser = commands.add_parser(name, help=help_text, description=help_text)
         store_options(parser, top=False)
         if scoped:
             parser.add_argument("--user", "-u", help="user_id scope")
             parser.add_argument("--agent", help="agent_id scope")
             parser.add_argument("--run", help="run_id scope")
-        parser.set_defaults(handler=fn)
+        parser.set_defaults(handler=fn, needs_store=needs_store)
         return parser
 
-    p = command("add", cmd_add, "Remember messages (user role).", scoped=True)
+    p = command("add", cmd_add, "Remember messages (user role).", scoped=True,
+                needs_store=False)
     p.add_argument("text", nargs="+", help="one or more messages")
     p.add_argument("--metadata", help="metadata as JSON")
     p.add_argument("--no-infer", action="store_true",
@@ -413,10 +509,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("delete", cmd_delete, "Erase one memory, or --all of a scope.", scoped=True)
     p.add_argument("memory_id", nargs="?")
     p.add_argument("--all", action="store_true", help="erase the whole scope")
-    p = command("export", cmd_export, "Write a scope (or --all) as JSON lines.", scoped=True)
+    p = command("export", cmd_export, "Write a scope (or --all) as JSON Lines (one JSON "
+                "object per line, with or without --json); `import` reads it back.",
+                scoped=True)
     p.add_argument("--all", action="store_true", help="every scope")
-    p.add_argument("--out", type=Path, help="file (default: stdout)")
-    p = command("import", cmd_import, "Load a file made by `export` (ids kept).")
+    p.add_argument("--out", type=Path, help="the .jsonl file to write (default: stdout)")
+    p = command("import", cmd_import, "Load a file made by `export` (ids kept).",
+                needs_store=False)
     p.add_argument("source", type=Path)
     command("stats", cmd_stats, "Row counts in the record and each engine.")
     command("doctor", cmd_doctor, "Compare Milvus and Kuzu with the record (full scan).")
@@ -425,9 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("pending", cmd_pending, "Journaled operations not finished yet.")
     p.add_argument("--retry", action="store_true", help="replay them now")
     p.add_argument("--discard", metavar="ID", help="drop one (e.g. a quarantined add)")
-    command("demo", cmd_demo, "The offline demo: the article's statements and questions.")
+    command("demo", cmd_demo, "The offline demo: the article's statements and questions.",
+            needs_store=False)
     p = command("serve", cmd_serve, "Serve the store to many agents: REST in mem0's shapes, "
-                "MCP at /mcp, keys bound to scopes (foreground; Ctrl-C stops it).")
+                "MCP at /mcp, keys bound to scopes (foreground; Ctrl-C stops it).",
+                needs_store=False)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
@@ -442,11 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a client may take to send a request body (default 30)")
     p = command("mcp", cmd_mcp, "The MCP tools on stdio, for clients that launch a server "
                 "(Claude Desktop, Cursor): forwards to `hybridmem serve` with --url, else "
-                "opens the store itself.")
+                "opens the store itself.", needs_store=False)
     p.add_argument("--url", help="a running `hybridmem serve` (default: $HYBRIDMEM_URL)")
     p.add_argument("--api-key", help="its key (default: $HYBRIDMEM_API_KEY)")
     p.add_argument("--user", "-u", help="the user_id of tool calls that name none")
-    p = command("keys", cmd_keys, "The server's API keys: create, list, revoke.")
+    p = command("keys", cmd_keys, "The server's API keys: create, list, revoke.",
+                needs_store=False)  # `keys create` may start one; the others check
     keys = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     k = keys.add_parser("create", help="make a key (printed once, alone on the last line)")
     k.add_argument("--user", "-u", help="bind the key to this user_id")
@@ -462,36 +564,59 @@ def build_parser() -> argparse.ArgumentParser:
     return root
 
 
+# Each error family's exit code and the word its one-line message starts with; the first
+# match wins, so a subclass comes before its base.
+_EXITS: list[tuple[type[HybridMemError], int, str]] = [
+    (NotFoundError, EXIT_NOT_FOUND, "not found"),
+    (InvalidInputError, EXIT_USAGE, "error"),
+    (ConfigError, EXIT_USAGE, "error"),
+    (StoreError, EXIT_STORE, "store error"),
+    (ProviderError, EXIT_PROVIDER, "provider error"),
+    (HybridMemError, EXIT_USAGE, "error"),
+]
+
+
+def _report(exc: HybridMemError, *, as_json: bool) -> int:
+    """Say what failed, in one line on stderr or (with --json) as a JSON object on stdout
+    where the output was expected; returns the exit code."""
+    code, prefix = next((c, p) for kind, c, p in _EXITS if isinstance(exc, kind))
+    message = str(exc)
+    if isinstance(exc, ScopeError):  # the user typed flags, not keyword arguments
+        for field, flag in _FLAGS.items():
+            message = message.replace(field, flag)
+    if not as_json:
+        print(f"{prefix}: {message}", file=sys.stderr)
+        return code
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": message,
+                             "exit_code": code}
+    if isinstance(exc, ProviderError):
+        error.update(provider=exc.provider, failure=exc.failure)
+    _print_json({"error": error})
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hybridmem` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # a usage error (usage line printed, 2) or --help (0)
+        _merge_options(parser, args)
+    except _UsageError as exc:
+        if "--json" in argv:  # the parse failed, so only the raw words can tell
+            _print_json({"error": {"type": "UsageError", "message": exc.message,
+                                   "usage": exc.parser.format_usage().strip(),
+                                   "exit_code": EXIT_USAGE}})
+        else:
+            exc.parser.print_usage(sys.stderr)
+            print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     try:
         code = args.handler(args)
-    except NotFoundError as exc:
-        print(f"not found: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except ScopeError as exc:
-        message = str(exc)
-        for field, flag in _FLAGS.items():
-            message = message.replace(field, flag)
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-    except (InvalidInputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as exc:
-        print(f"store error: {exc}", file=sys.stderr)
-        return EXIT_STORE
-    except ProviderError as exc:
-        print(f"provider error: {exc}", file=sys.stderr)
-        return EXIT_PROVIDER
     except HybridMemError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _report(exc, as_json=args.json)
     except KeyboardInterrupt:
         return 130
     return code or 0

@@ -253,9 +253,9 @@ class MemoryConfig(_Strict):
             elif key in cls.model_fields:
                 data[key] = value
             else:
+                known = sorted(set(cls.model_fields) | {"custom_fact_extraction_prompt"})
                 raise ConfigError(
-                    f"unknown config key {key!r}; known keys: "
-                    f"{sorted(set(cls.model_fields) | {'custom_fact_extraction_prompt'})}"
+                    f"unknown config key {key!r}{_did_you_mean(key, known)}; known keys: {known}"
                 )
         prompt = data.pop("_custom_prompt", None)
         if prompt is not None:
@@ -290,10 +290,11 @@ def _provider_block(section: str, block: Any) -> dict[str, Any] | None:
         raise ConfigError(f"{section} cannot be None")
     if not isinstance(block, dict):
         raise ConfigError(f"{section} must be a dict like {{'provider': ..., 'config': {{...}}}}")
-    unknown = set(block) - {"provider", "config"}
+    unknown = sorted(set(block) - {"provider", "config"})
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {sorted(unknown)} in {section}; use 'provider', 'config'"
+            f"unknown key(s) {unknown} in {section}"
+            f"{_did_you_mean(unknown[0], ['provider', 'config'])}; use 'provider', 'config'"
         )
     provider = block.get("provider", next(iter(sorted(_PROVIDER_BLOCKS[section]))))
     supported = sorted(_PROVIDER_BLOCKS[section])
@@ -315,12 +316,17 @@ def _describe(exc: ValidationError) -> str:
         where = _dict_path(loc)
         if err["type"] == "extra_forbidden":
             known = _known_keys(loc[:-1])
-            close = difflib.get_close_matches(loc[-1], known, n=2)
-            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-            parts.append(f"unknown config key {where!r}{hint}; known keys there: {known}")
+            parts.append(f"unknown config key {where!r}{_did_you_mean(loc[-1], known)}; "
+                         f"known keys there: {known}")
         else:
             parts.append(f"{where}: {err['msg']}")
     return "invalid config: " + "; ".join(parts)
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    """' (did you mean 'x'?)' for the known keys closest to a mistyped one, else ''."""
+    close = difflib.get_close_matches(key, known, n=2)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 def _dict_path(loc: list[str]) -> str:

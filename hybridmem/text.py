@@ -1,5 +1,9 @@
 """Text normalisation shared by the write path and search: hashes, keys, relation names,
-and the tokenizer both BM25 signals use."""
+and the tokenizer both BM25 signals use.
+
+Two forms of one text: `said_text` is what is stored and shown (the user's characters);
+`clean_text` folds them for matching only (keys, hashes, BM25, resolution), so "Spider‑Man"
+(U+2011) is kept as typed and still found by, and joined with, "Spider-Man"."""
 
 from __future__ import annotations
 
@@ -14,9 +18,18 @@ _UNKEEPABLE = re.compile("[\x00\ud800-\udfff]")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
+def said_text(text: str) -> str:
+    """Text as said, fit to keep: stripped at both ends, characters no store can keep
+    (lone surrogates, NUL) as U+FFFD; its dashes, quotes and spacing as they were."""
+    if text.isascii() and "\x00" not in text:
+        return text.strip()
+    return _UNKEEPABLE.sub("\ufffd", text).strip()
+
+
 def clean_text(text: str) -> str:
-    """NFKC, unified dashes and quotes, collapsed whitespace, stripped; characters no
-    store can keep (lone surrogates, NUL) become U+FFFD."""
+    """The form matching compares (never stored in place of what was said): NFKC, unified
+    dashes and quotes, collapsed whitespace, stripped; characters no store can keep (lone
+    surrogates, NUL) become U+FFFD."""
     if text.isascii() and "\x00" not in text:
         # NFKC, dashes and quotes change no ASCII text (and str.translate of one is slow)
         return " ".join(text.split())
@@ -24,6 +37,23 @@ def clean_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _DASHES.sub("-", text).translate(_QUOTES)
     return " ".join(text.split())
+
+
+# What each character `clean_text` folds to "-", "'" or '"' may have been in the original.
+_SAID_AS = {"-": "[-\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]", "'": "['\u2018\u2019]",
+            '"': '["\u201c\u201d]'}
+
+
+def as_said(folded: str, original: str) -> str:
+    """The words of `original` that `folded` (a piece of `clean_text(original)`) came
+    from: "Spider-Man" in "I met Spider‑Man" is "Spider‑Man". `folded` itself when it is
+    not found there (NFKC changed its letters, or a caller reworded it)."""
+    if folded in original:
+        return folded  # said so: nothing was folded
+    pattern = "".join(r"\s+" if ch.isspace() else _SAID_AS.get(ch, re.escape(ch))
+                      for ch in folded)
+    found = re.search(pattern, original)
+    return found.group(0) if found else folded
 
 
 def text_hash(text: str) -> str:

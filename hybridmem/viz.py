@@ -6,12 +6,39 @@ from pathlib import Path
 
 import networkx as nx
 
-from hybridmem.errors import ConfigError
+from hybridmem.errors import ConfigError, InvalidInputError
 
 TYPE_COLOURS = {
     "person": "#4C78A8", "place": "#F58518", "organization": "#54A24B", "animal": "#E45756",
     "activity": "#72B7B2", "name": "#EECA3B", "thing": "#B279A2", "number": "#9D755D",
 }
+
+
+def check_target(path: str | Path) -> None:
+    """Refuse a picture path `draw` could not write, before any work is done: a format
+    matplotlib does not write, or a folder that is not there.
+
+    Raises:
+        ConfigError: matplotlib is not installed.
+        InvalidInputError: the suffix names no format matplotlib writes, or the folder
+            the picture would go in does not exist (or is a file).
+    """
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as exc:
+        raise ConfigError("drawing needs matplotlib: pip install 'hybridmem[viz]'") from exc
+    path = Path(path)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix and suffix not in formats:
+        raise InvalidInputError(
+            f"cannot draw {path}: format {suffix!r} is not one matplotlib writes "
+            f"(use {', '.join('.' + f for f in sorted(formats))})")
+    folder = path.parent
+    if not folder.exists():
+        raise InvalidInputError(f"cannot draw {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise InvalidInputError(f"cannot draw {path}: {folder} is not a folder")
 
 
 def draw(graph: nx.MultiDiGraph, path: str | Path | None = None, *, ax=None,
@@ -20,7 +47,13 @@ def draw(graph: nx.MultiDiGraph, path: str | Path | None = None, *, ax=None,
 
     Writes a picture to `path` (any matplotlib format: .png, .svg, .pdf) when given;
     returns the matplotlib Axes.
+
+    Raises:
+        ConfigError: matplotlib is not installed.
+        InvalidInputError: `path` cannot be written (see `check_target`, or the OS refused).
     """
+    if path is not None:
+        check_target(path)
     try:
         import matplotlib
 
@@ -57,5 +90,8 @@ def draw(graph: nx.MultiDiGraph, path: str | Path | None = None, *, ax=None,
                                  edge_labels={k: "\n".join(v) for k, v in labels.items()})
     ax.set_axis_off()
     if path is not None:
-        ax.figure.savefig(path, bbox_inches="tight", dpi=120)
+        try:
+            ax.figure.savefig(path, bbox_inches="tight", dpi=120)
+        except OSError as exc:  # e.g. a read-only folder: the OS's words, not a traceback
+            raise InvalidInputError(f"cannot draw {path}: {exc.strerror or exc}") from None
     return ax

@@ -1,4 +1,6 @@
-"""Writes explore_graph.ipynb (outputs are made by running it; CI does, with nbclient).
+"""Writes explore_graph.ipynb (outputs are made by running it: `jupyter execute
+notebooks/explore_graph.ipynb --output=explore_graph-run` writes them to
+notebooks/explore_graph-run.ipynb; tests/test_notebook.py runs that command).
 
 Kept as code so the notebook's cells are reviewed like code: `python notebooks/build_notebook.py`.
 """
@@ -22,8 +24,11 @@ import pandas as pd
 
 from hybridmem import Memory
 
-# A throwaway store unless HYBRIDMEM_HOME points somewhere.
-data_dir = os.environ.get("HYBRIDMEM_HOME") or tempfile.mkdtemp(prefix="hybridmem-nb-")
+# A throwaway store unless HYBRIDMEM_HOME points somewhere: the last cell removes it
+# (and, should the run stop before, the kernel does when it exits).
+scratch = None if os.environ.get("HYBRIDMEM_HOME") else tempfile.TemporaryDirectory(
+    prefix="hybridmem-nb-")
+data_dir = os.environ.get("HYBRIDMEM_HOME") or scratch.name
 memory = Memory.from_config({"data_dir": data_dir})
 print("store:", memory.data_dir)"""),
     new_markdown_cell("## Two users, two walls\nAlice tells the article's seven statements; "
@@ -96,12 +101,17 @@ else:
         net.add_node(node, label=data["name"], title=data["type"])
     for source, target, data in graph.edges(data=True):
         net.add_edge(source, target, label=data["relation"], dashes=not data["valid"])
-    html_path = os.path.join(data_dir, "alice_graph.html")
+    html_path = "alice_graph.html"  # beside the notebook: the store may be a throwaway
     net.write_html(html_path)
     print("wrote", html_path)"""),
-    new_code_cell("memory.close()"),
+    new_code_cell("""memory.close()
+if scratch is not None:
+    scratch.cleanup()"""),
 ]
 
+# Ids by position, so regenerating an unchanged notebook changes nothing in git.
+for number, cell in enumerate(cells):
+    cell["id"] = f"cell-{number:02d}"
 notebook = new_notebook(cells=cells, metadata={
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
     "language_info": {"name": "python"},

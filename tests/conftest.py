@@ -29,7 +29,7 @@ def uid() -> str:
 
 
 # The article's Practice 2 statements as printed there, with its non-breaking hyphen
-# (U+2011) in "Spider-Man", which entity keys must fold.
+# (U+2011) in "Spider-Man", which matching must fold and storage must keep.
 PRACTICE_2 = [s.replace("Spider-Man", "Spider\u2011Man") for s in STATEMENTS]
 
 

@@ -18,3 +18,13 @@ def blocks(language: str) -> list[str]:
 def python_blocks() -> list[str]:
     """The README's Python blocks, in order."""
     return blocks("python")
+
+
+_SHOWN = re.compile(r"^```python\n(.*?)^```\n(?:(?!```)[^\n]*\n){0,3}?^```\n(.*?)^```",
+                    re.MULTILINE | re.DOTALL)
+
+
+def shown_outputs() -> list[tuple[str, str]]:
+    """(code, output) for each Python block the README follows, within a few lines of
+    prose, with an unlabelled block of what it prints."""
+    return _SHOWN.findall(README.read_text("utf-8"))

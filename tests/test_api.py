@@ -283,3 +283,25 @@ def test_bad_messages_are_refused_without_writing(shared_memory, uid):
             shared_memory.add("fine text here", user_id=uid, metadata=bad_md)
     assert shared_memory.get_all(user_id=uid)["results"] == []
     assert shared_memory.pending() == []
+
+
+def test_text_is_kept_as_said_and_matched_folded(shared_memory, uid):
+    """A non-breaking hyphen (U+2011) and a curly apostrophe stay as the user typed them;
+    keys, BM25 and resolution see them folded, so plain ASCII finds and joins them."""
+    said = ["My friend Peter is Spider\u2011Man", "I\u2019m from Porto"]
+    for text in said:
+        shared_memory.add(text, user_id=uid)
+    shared_memory.add("Spider-Man lives in New York", user_id=uid)
+    assert {m["memory"] for m in shared_memory.get_all(user_id=uid)["results"]} >= set(said)
+    relations = {(r["source"], r["relationship"], r["target"])
+                 for r in shared_memory.get_all(user_id=uid)["relations"]}
+    assert ("Peter", "is", "Spider\u2011Man") in relations
+    assert (uid, "is_from", "Porto") in relations
+    assert ("Spider\u2011Man", "lives_in", "New York") in relations  # one entity, as first said
+    top = shared_memory.search("Who is Spider-Man?", user_id=uid)["results"][0]
+    assert (top["source"], top["destination"]) == ("Peter", "Spider\u2011Man")
+    [peter] = [m["id"] for m in shared_memory.get_all(user_id=uid)["results"]
+               if m["memory"] == said[0]]
+    bm25 = shared_memory.search("spider-man", user_id=uid, signals=["bm25"])["results"]
+    assert any(peter in h["provenance"]["memory_ids"] and h["score_components"]["bm25"]["raw"]
+               for h in bm25)

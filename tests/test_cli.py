@@ -84,6 +84,7 @@ def test_export_import_moves_a_store(run, tmp_path, monkeypatch, capsys):
     (("import", "/nonexistent.jsonl"), 2, "cannot read"),
 ])
 def test_errors_are_clear_with_exit_codes(run, args, code, message):
+    run("add", "I like tea", "-u", "x")
     got, _, err = run(*args)
     assert got == code and message in err
 
@@ -114,7 +115,7 @@ def test_store_options_go_before_or_after_the_command(tmp_path, capsys):
 def test_a_data_dir_that_cannot_be_made_exits_2_naming_it(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert cli.main(["stats", "--data-dir", str(blocker / "store")]) == 2
+    assert cli.main(["add", "I like tea", "-u", "x", "--data-dir", str(blocker / "store")]) == 2
     assert str(blocker) in capsys.readouterr().err
 
 
@@ -150,3 +151,129 @@ def test_console_script_is_installed():
     for command in ("add", "search", "get-all", "graph", "history", "delete", "export",
                     "import", "stats", "doctor", "repair", "pending", "demo"):
         assert command in out.stdout
+
+
+def test_version_is_printed(capsys):
+    from hybridmem import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"hybridmem {__version__}"
+
+
+def test_python_dash_m_hybridmem_is_the_cli():
+    out = subprocess.run([sys.executable, "-m", "hybridmem", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("usage: hybridmem ")
+
+
+@pytest.mark.parametrize(("out", "says"), [
+    ("nodir/x.png", "does not exist"),
+    ("x.txt", "'txt'"),
+    ("file/x.png", "not a folder"),
+])
+def test_a_picture_that_cannot_be_written_is_one_line_exit_2(run, tmp_path, out, says):
+    (tmp_path / "file").write_text("x")
+    run("add", "My friend Ivo lives in Split", "-u", "p")
+    target = tmp_path / out
+    code, _, err = run("graph", "-u", "p", "--out", str(target))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(target) in err and says in err and "Traceback" not in err
+    assert not target.exists()
+
+
+READ_ONLY = [("search", "tea", "-u", "x"), ("get-all", "-u", "x"), ("get", "some-id"),
+             ("graph", "-u", "x"), ("history", "some-id"), ("export", "-u", "x"), ("stats",),
+             ("doctor",), ("pending",), ("pending", "--retry"), ("delete", "--all", "-u", "x"),
+             ("repair",)]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: " ".join(a))
+def test_commands_on_a_folder_with_no_store_create_nothing(tmp_path, capsys, args):
+    missing, empty = tmp_path / "dd2", tmp_path / "empty"
+    empty.mkdir()
+    for folder in (missing, empty):
+        assert cli.main([*args, "--data-dir", str(folder)]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(folder) in err, err
+    assert not missing.exists() and list(empty.iterdir()) == []
+
+
+def test_a_store_that_lost_its_record_is_a_store(tmp_path, capsys):
+    """Engines without their record are repair's business, not "no store"."""
+    store = tmp_path / "s"
+    assert cli.main(["add", "I like tea", "-u", "x", "--data-dir", str(store)]) == 0
+    (store / "hybridmem.sqlite").unlink()
+    assert cli.main(["repair", "--data-dir", str(store)]) == 0
+    assert cli.main(["search", "tea", "-u", "x", "--data-dir", str(store), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "I like tea" in out[out.rindex('{\n  "results"'):]
+
+
+@pytest.mark.parametrize("args", [
+    ("--data-dir", "a", "stats", "--data-dir", "b"),
+    ("stats", "--data-dir", "a", "--data-dir", "b"),
+    ("--data-dir", "a", "--data-dir", "b", "stats"),
+    ("--config", "a.json", "stats", "--config", "b.json"),
+])
+def test_a_store_option_given_twice_is_a_usage_error(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: hybridmem") and "given twice" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "code", "kind"), [
+    (("history", "no-such-id"), 1, "NotFoundError"),
+    (("search", "tea"), 2, "ScopeError"),
+    (("search", "tea", "-u", "x", "--limit", "many"), 2, "UsageError"),
+    (("frobnicate",), 2, "UsageError"),
+    (("search", "tea", "-u", "x", "--data-dir", "elsewhere"), 2, "UsageError"),
+])
+def test_with_json_an_error_is_a_json_object_on_stdout(run, args, code, kind):
+    run("add", "I like tea", "-u", "x")
+    got, out, err = run(*args, "--json")
+    assert got == code and err == ""
+    error = json.loads(out)["error"]
+    assert error["type"] == kind and error["exit_code"] == code and error["message"]
+    assert "\n" not in error["message"]
+
+
+def test_with_json_no_store_is_a_json_object_too(tmp_path, capsys):
+    assert cli.main(["--json", "stats", "--data-dir", str(tmp_path / "none")]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["error"]["type"] == "NotFoundError" and not captured.err
+
+
+def test_export_help_names_its_format(capsys):
+    assert cli.main(["export", "--help"]) == 0
+    assert "JSON Lines" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_export_that_cannot_be_written_is_one_line_exit_2(run, tmp_path):
+    run("add", "I like tea", "-u", "x")
+    for target in (tmp_path / "nodir" / "x.jsonl", tmp_path):
+        code, _, err = run("export", "-u", "x", "--out", str(target))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and str(target) in err, err
+
+
+def test_history_table_says_what_superseded_a_memory(run, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    run("add", "I like tea", "-u", "h")
+    run("add", "I dislike tea", "-u", "h")
+    _, out, _ = run("get-all", "-u", "h", "--include-invalid", "--json")
+    [liked] = [m["id"] for m in json.loads(out)["results"] if m["memory"] == "I like tea"]
+    code, out, _ = run("history", liked)
+    [row] = [line for line in out.splitlines() if "SUPERSEDE" in line]
+    assert code == 0 and "I like tea" in row and "I dislike tea" in row
+    assert "opposite polarity: 'dislikes' replaces 'likes'" in row
+
+
+def test_piped_tables_are_not_wrapped_at_80_columns(run, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # stdout is captured: not a terminal
+    note = "A note long enough to wrap " + "in an eighty column terminal " * 5
+    run("add", note, "-u", "w", "--no-infer")
+    _, out, _ = run("get-all", "-u", "w")
+    assert any(note in line for line in out.splitlines())
+    _, out, _ = run("search", "eighty column terminal", "-u", "w")
+    assert any(note in line for line in out.splitlines())

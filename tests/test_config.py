@@ -59,6 +59,18 @@ def test_unknown_or_bad_config_is_named(raw, named):
     assert named in str(info.value)
 
 
+@pytest.mark.parametrize(("raw", "meant"), [
+    ({"vector_stor": {}}, "vector_store"),
+    ({"embeder": {"provider": "local"}}, "embedder"),
+    ({"datadir": "x"}, "data_dir"),
+    ({"vector_store": {"provider": "milvus", "config": {"urll": "x"}}}, "url"),
+    ({"vector_store": {"provder": "milvus"}}, "provider"),
+])
+def test_a_typo_gets_the_close_match(raw, meant):
+    with pytest.raises(ConfigError, match=f"did you mean {meant!r}"):
+        MemoryConfig.from_dict(raw)
+
+
 def test_env_home_is_the_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("HYBRIDMEM_HOME", str(tmp_path / "home"))
     assert MemoryConfig().resolved_data_dir() == (tmp_path / "home").resolve()
@@ -78,3 +90,19 @@ def test_openai_env_is_honoured(monkeypatch, tmp_path, fake_openai):
         memory.add("I surf", user_id="u")
     [_] = fake_openai.chat_requests()  # the request went where the environment said
     assert fake_openai.headers[-1]["authorization"] == "Bearer sk-env"
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ({"vector_store": {"provider": "milvus", "config": {"embedding_model_dims": "128"}}},
+     "vector_store.config.embedding_model_dims"),
+    ({"embedder": {"provider": "local", "config": {"embedding_dims": 128}}},
+     "embedder.config.embedding_dims"),
+])
+def test_a_dimension_the_local_embedder_cannot_make_names_the_key(raw, key):
+    from hybridmem.providers.embed import create_embedder
+
+    config = MemoryConfig.from_dict(raw)
+    with pytest.raises(ConfigError) as info:
+        create_embedder(config.embedder, config.vector_store)
+    message = str(info.value)
+    assert "384" in message and "128" in message and key in message, message

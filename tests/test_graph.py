@@ -29,7 +29,7 @@ def test_practice_2_current_graph(shared_memory, alice):
         ("John", "enjoys", "hiking"),
         ("Harry", "enjoys", "hiking"),
         ("Alice", "friend", "Peter"),
-        ("Peter", "is", "Spider-Man"),
+        ("Peter", "is", "Spider\u2011Man"),  # as said (matching folds it)
     }
 
 
@@ -51,6 +51,12 @@ def test_practice_2_stale_edge_is_history_with_its_reason(shared_memory, alice):
     assert row["old_memory"] == f"{alice} likes badminton"
     assert row["new_memory"] == f"{alice} dislikes badminton"
     assert "opposite polarity" in row["detail"]["reason"]
+    # Superseded: what it said, what replaced it, and why.
+    superseded = shared_memory.history(liked)[2]
+    assert (superseded["old_memory"], superseded["new_memory"]) == (
+        "I like badminton", "I dislike badminton")
+    assert superseded["detail"]["reason"] == row["detail"]["reason"]
+    assert superseded["detail"]["superseded_by"] == dislike["memory_ids"][0]
     assert liked not in {r["id"] for r in shared_memory.get_all(user_id=alice)["results"]}
     found = {h["memory"] for h in shared_memory.search("badminton", user_id=alice)["results"]}
     assert "I like badminton" not in found and "Alice likes badminton" not in found

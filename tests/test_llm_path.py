@@ -358,3 +358,17 @@ def test_the_rules_relations_win_over_the_models_on_the_same_object():
     assert {(r.source, r.relation, r.target, r.fact_index) for r in got.relations} == {
         ("Bruce Wayne", "is", "Batman", 0), (SELF, "son", "Leo", 1),
         ("Leo", "allergic_to", "peanuts", 1), (SELF, "likes", "surfing", 2)}
+
+
+def test_the_models_text_and_names_are_kept_as_answered(fake_openai, tmp_path):
+    fake_openai.chat_handler = answers({
+        "Spider": extraction(["My friend Peter is Spider\u2011Man"],
+                             [("Peter", "is", "Spider\u2011Man", 0, False)]),
+    })
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add("My friend Peter is Spider\u2011Man", user_id="u")
+        everything = memory.get_all(user_id="u")
+        assert [m["memory"] for m in everything["results"]] == [
+            "My friend Peter is Spider\u2011Man"]
+        assert ("Peter", "is", "Spider\u2011Man") in {
+            (r["source"], r["relationship"], r["target"]) for r in everything["relations"]}

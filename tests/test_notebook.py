@@ -1,23 +1,49 @@
-"""The notebook runs top to bottom offline and produces its outputs (executed by nbclient)."""
+"""The notebook runs top to bottom offline through the README's command, which writes the
+executed notebook with its outputs, and leaves no store behind."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.readme import blocks
+
 nbformat = pytest.importorskip("nbformat", reason="needs the [notebook] extra")
-nbclient = pytest.importorskip("nbclient", reason="needs the [notebook] extra")
+pytest.importorskip("nbclient", reason="needs the [notebook] extra")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_graph.ipynb"
 
 
+def _readme_command() -> list[str]:
+    [line] = [line.split("#")[0].strip() for block in blocks("bash")
+              for line in block.splitlines() if line.startswith("jupyter ")]
+    return shlex.split(line)
+
+
 @pytest.mark.slow
-def test_explore_graph_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("HYBRIDMEM_HOME", str(tmp_path / "store"))
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+def test_explore_graph_notebook_runs(tmp_path):
+    copy = tmp_path / NOTEBOOK.name
+    shutil.copy(NOTEBOOK, copy)
+    scratch = tmp_path / "tmp"  # the kernel's temporary folder, to see what it leaves
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "HYBRIDMEM_HOME"}
+    env["TMPDIR"] = str(scratch)
+    command = _readme_command()
+    assert command[:2] == ["jupyter", "execute"]
+    args = [str(copy) if a == "notebooks/explore_graph.ipynb" else a for a in command[2:]]
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "execute", *args], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = sorted(p.name for p in tmp_path.glob("*.ipynb"))
+    assert len(written) == 2, written          # the notebook, and the executed one beside it
+    [executed] = [tmp_path / name for name in written if name != NOTEBOOK.name]
+    notebook = nbformat.read(executed, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert errors == []
@@ -30,3 +56,5 @@ def test_explore_graph_notebook_runs(tmp_path, monkeypatch):
     assert "SUPERSEDE" in text                   # the history of the stale memory
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2                      # Alice's and Bob's graphs were drawn
+    assert list(scratch.glob("hybridmem-nb-*")) == []  # its store went with the kernel
+    assert nbformat.read(copy, as_version=4).cells[1].outputs == []  # the source untouched

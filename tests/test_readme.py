@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_openai import content_reply, tool_reply
-from tests.readme import blocks, python_blocks
+from tests.readme import blocks, python_blocks, shown_outputs
 from tests.server.running import Served
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,17 @@ def test_python_block_runs_prints_and_exits(index, tmp_path, fake_openai):
                               env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"block {index}:\n{code}\n{proc.stderr[-2000:]}"
     assert proc.stdout.strip(), f"block {index} printed nothing"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(shown_outputs())))
+def test_a_block_prints_what_the_readme_shows(index, tmp_path):
+    code, shown = shown_outputs()[index]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                          env=_env(tmp_path / "home", "http://127.0.0.1:9/v1"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == shown
 
 
 def _cli_lines() -> list[str]:

@@ -99,3 +99,42 @@ def test_facts_are_user_statements_only():
     ])
     assert out.facts == ["I enjoy chess."]
     assert all(r.fact_index == 0 for r in out.relations)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Hi, I'm Alex.", {(SELF, "name", "Alex", False)}),
+    ("I am Alex", {(SELF, "name", "Alex", False)}),
+    ("Hey there, I'm Sam Lee!", {(SELF, "name", "Sam Lee", False)}),
+    ("Hello I am Grace Okafor.", {(SELF, "name", "Grace Okafor", False)}),
+    ("I'm Tobias, nice to meet you!", {(SELF, "name", "Tobias", False)}),
+    ("I'm Nora, I live in Bergen", {(SELF, "name", "Nora", False),
+                                    (SELF, "lives_in", "Bergen", False)}),
+    ("My wife is Maria", {(SELF, "wife", "Maria", False)}),
+    ("My best friend is Jo Kim.", {(SELF, "best_friend", "Jo Kim", False)}),
+])
+def test_self_introductions_and_named_relatives(text, expected):
+    assert triples(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "I am tired", "I am a teacher", "I'm from Porto", "I'm 30", "I'm Italian",
+    "I am Catholic", "I'm OK", "I'm INFJ", "I'm Alex's mom", "I'm The Boss",
+    "My boss is Italian", "My sister is Maria's friend", "My wife is a doctor",
+    "Hi, I'm not Alex", "I'm Alex, I think",
+])
+def test_what_follows_i_am_is_a_name_only_when_it_is_one(text):
+    assert not {t for t in triples(text) if t[1] in ("name", "wife", "boss", "sister")}
+
+
+def test_an_origin_stays_an_origin():
+    assert triples("I'm from Porto") == {(SELF, "is_from", "Porto", False)}
+
+
+def test_precision_on_the_labelled_sets_stays_at_least_095():
+    from benchmarks.extraction_gold import MESSAGES, RULES_HELDOUT
+    from benchmarks.extraction_quality import score_triples
+
+    for messages in (MESSAGES, RULES_HELDOUT):
+        counts, _, _ = score_triples(RulesExtractor(), "rules", messages)
+        tp, fp, _ = counts["all"]
+        assert tp / (tp + fp) >= 0.95

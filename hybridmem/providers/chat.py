@@ -23,7 +23,7 @@ from typing import Any
 
 from hybridmem.config import LLMConfig
 from hybridmem.errors import ExtractionError, LLMError
-from hybridmem.providers.openai_client import PROVIDER, build_client, call
+from hybridmem.providers.openai_client import PROVIDER, build_client, call, endpoint
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class JSONChat:
             api_key=config.api_key, base_url=config.base_url, timeout=config.timeout,
             max_retries=config.max_retries,
         )
+        self.url = endpoint(self._client)
         self._lock = threading.Lock()
         self.calls = 0  # chat requests made (for cost accounting)
 
@@ -182,13 +183,14 @@ class JSONChat:
             self.calls += 1
         response = call(lambda: self._client.chat.completions.create(**kwargs),
                         max_retries=self.config.max_retries, what=f"chat ({name}, {mode})",
-                        error_type=LLMError)
+                        error_type=LLMError, url=self.url)
         try:
             choice = response.choices[0]
             message = choice.message
         except (AttributeError, IndexError, TypeError) as exc:
             raise LLMError(
-                f"{PROVIDER} chat ({name}) failed: bad_response: no choices in the answer",
+                f"{PROVIDER} chat ({name}) at {self.url} failed: bad_response: no choices in "
+                "the answer",
                 provider=PROVIDER, failure="bad_response",
             ) from exc
         cut = getattr(choice, "finish_reason", None) == "length"

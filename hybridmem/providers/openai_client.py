@@ -5,6 +5,7 @@ own; we bound them with `max_retries` and name what failed when they run out."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -32,11 +33,17 @@ def build_client(
         ) from exc
 
 
+def endpoint(client) -> str:
+    """The base URL a client sends to, for error messages ("http://host:8000/v1")."""
+    return str(client.base_url).rstrip("/")
+
+
 def call(fn: Callable[[], T], *, max_retries: int, what: str,
-         error_type: type[ProviderError]) -> T:
-    """Run one client call. The client retries 429/5xx/timeouts/refused connections itself;
-    a 200 whose body is not JSON it does not, so those are retried here, with the same
-    bound and exponential backoff. Every failure leaves as `error_type`."""
+         error_type: type[ProviderError], url: str) -> T:
+    """Run one client call to the endpoint at `url`. The client retries
+    429/5xx/timeouts/refused connections itself; a 200 whose body is not JSON it does not,
+    so those are retried here, with the same bound and exponential backoff. Every failure
+    leaves as `error_type`."""
     import openai
 
     for attempt in range(max_retries + 1):
@@ -44,15 +51,17 @@ def call(fn: Callable[[], T], *, max_retries: int, what: str,
             return fn()
         except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
             if attempt == max_retries:
-                raise translate_error(exc, what=what, error_type=error_type) from exc
+                raise translate_error(exc, what=what, error_type=error_type, url=url) from exc
             time.sleep(min(0.5 * 2**attempt, 8.0))
         except Exception as exc:  # noqa: BLE001 - every client failure is translated
-            raise translate_error(exc, what=what, error_type=error_type) from exc
+            raise translate_error(exc, what=what, error_type=error_type, url=url) from exc
     raise AssertionError("unreachable")
 
 
-def translate_error(exc: Exception, *, what: str, error_type: type[ProviderError]) -> ProviderError:
-    """Map an exception from the openai client to a `ProviderError` subclass naming the failure."""
+def translate_error(exc: Exception, *, what: str, error_type: type[ProviderError],
+                    url: str) -> ProviderError:
+    """Map an exception from the openai client to a `ProviderError` subclass naming the
+    endpoint, the failure and, for a connection that failed, its cause."""
     import openai
 
     failure, detail = "bad_response", str(exc)
@@ -60,8 +69,10 @@ def translate_error(exc: Exception, *, what: str, error_type: type[ProviderError
         failure = "rate_limit"
     elif isinstance(exc, openai.APITimeoutError):
         failure = "timeout"
+        detail = _with_cause(exc)
     elif isinstance(exc, openai.APIConnectionError):
         failure = "connection"
+        detail = _with_cause(exc)
     elif isinstance(exc, openai.InternalServerError):
         failure = "server_error"
     elif isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
@@ -72,6 +83,17 @@ def translate_error(exc: Exception, *, what: str, error_type: type[ProviderError
         detail = f"the endpoint answered with a body that is not valid JSON ({exc})"
     status = getattr(exc, "status_code", None)
     where = f" (HTTP {status})" if status else ""
-    return error_type(
-        f"{PROVIDER} {what} failed: {failure}{where}: {detail}", provider=PROVIDER, failure=failure
-    )
+    return error_type(f"{PROVIDER} {what} at {url} failed: {failure}{where}: {detail}",
+                      provider=PROVIDER, failure=failure)
+
+
+def _with_cause(exc: BaseException) -> str:
+    """The client's words and the innermost cause's: "Connection error." alone hides
+    whether the name did not resolve or the port refused."""
+    inner, seen = exc, {id(exc)}
+    while (deeper := inner.__cause__ or inner.__context__) is not None and id(deeper) not in seen:
+        seen.add(id(deeper))
+        inner = deeper
+    cause = re.sub(r"^\[Errno -?\d+\]\s*", "", str(inner)) or type(inner).__name__
+    said = str(exc)
+    return said if inner is exc or cause in said else f"{said} ({cause})"

@@ -84,6 +84,16 @@ def store_paths(config: MemoryConfig) -> StorePaths:
                       milvus_uri=milvus_uri, milvus_lite=lite)
 
 
+def store_exists(paths: StorePaths) -> bool:
+    """Whether any part of this store is on disk: its record, or an engine a lost record
+    is rebuilt from (`hybridmem repair`). A config that names no store has none of them
+    (a mistyped data dir), and commands that only read refuse it rather than create one."""
+    if paths.catalog.exists() or paths.graph.exists():
+        return True
+    return paths.milvus_lite and (
+        Path(paths.milvus_uri) / "collections" / paths.identity.collection).exists()
+
+
 def _relative(path: Path, data_dir: Path) -> str:
     try:
         return str(path.relative_to(data_dir))

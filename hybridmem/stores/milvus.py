@@ -383,7 +383,17 @@ _lite_users = _LiteUsers()
 
 
 def _reason(exc: Exception) -> str:
+    """The client's words, and gRPC's beneath them: pymilvus's "Fail connecting to server
+    on host:port" alone hides whether the name did not resolve or the port refused."""
     message = getattr(exc, "message", None) or str(exc)
+    inner, seen = exc, {id(exc)}
+    while (deeper := inner.__cause__ or inner.__context__) is not None and id(deeper) not in seen:
+        seen.add(id(deeper))
+        inner = deeper
+        details = getattr(inner, "details", None)  # a grpc.RpcError
+        said = details() if callable(details) else None
+        if isinstance(said, str) and said and said not in message:
+            return f"{type(exc).__name__}: {message} ({said})"
     return f"{type(exc).__name__}: {message}"
 
 

@@ -26,7 +26,7 @@ from hybridmem.records import (
 )
 from hybridmem.scope import Scope
 from hybridmem.stores.base import GraphStore
-from hybridmem.text import clean_text, entity_key
+from hybridmem.text import entity_key, said_text
 from hybridmem.write.conflicts import ConflictRules, LLMConflictJudge, NewEdge
 from hybridmem.write.resolve import EntityResolver
 
@@ -50,6 +50,12 @@ class FactLinks:
         if index is not None and 0 <= index < len(self.texts):
             return self.texts[index]
         return ""
+
+    def text_by_id(self, memory_id: str | None) -> str | None:
+        """The text of one of these facts' memories (None if it is none of them)."""
+        if memory_id in self.memory_ids:
+            return self.texts[self.memory_ids.index(memory_id)]
+        return None
 
 
 class GraphPlanner:
@@ -138,7 +144,7 @@ class GraphPlanner:
         self._end_conflicts(state, new_edges, facts, near, now)
         self._retract(state, [r for r in relations if r.negated], facts, now)
         self._learn_name(state, scope)
-        self._supersede_memories(state, facts.new_ids, now)
+        self._supersede_memories(state, facts, now)
         state.flush()
 
     def _resolve(self, state: _PlanState, name: str, kind: str,
@@ -152,7 +158,7 @@ class GraphPlanner:
             return state.entities.get(found.id, found)
         vector = vectors.get(name)
         entity = EntityRecord(
-            id=uuid.uuid4().hex, name=clean_text(name), key=entity_key(name),
+            id=uuid.uuid4().hex, name=said_text(name), key=entity_key(name),
             type=kind or "other", aliases=[], mentions=0, created_at=now,
             embedding=pack_vector(vector) if vector is not None else None, **state.scope.as_row(),
         )
@@ -271,10 +277,13 @@ class GraphPlanner:
             name = _default_self_name(scope)
         state.touch(me.model_copy(update={"name": name, "aliases": list(dict.fromkeys(aliases))}))
 
-    def _supersede_memories(self, state: _PlanState, own: set[str], now: str) -> None:
+    def _supersede_memories(self, state: _PlanState, facts: FactLinks, now: str) -> None:
         """A memory whose every relation was just ended, or ended and the rest said again
         by this add, is no longer current ("My sister Kim lives in Rome", then "My sister
-        Kim moved to Madrid": the sister relation lives on in the new memory)."""
+        Kim moved to Madrid": the sister relation lives on in the new memory). Its
+        SUPERSEDE row names the memory that replaced it (`new_memory`) and why; the
+        writer adds its own text (`old_memory`), which only the record holds."""
+        own = facts.new_ids
         ended_edges = [state.graph.edge_by_id[i] for i in state.ended]
         memory_ids = {m for e in ended_edges for m in e.memory_ids} - own - state.judged
         if not memory_ids:
@@ -288,7 +297,8 @@ class GraphPlanner:
             if not edges or not all(not e.valid or e.id in state.ended
                                     or own & set(state.support_of(e)) for e in edges):
                 continue
-            by_edge = next((state.ended[e.id][0] for e in edges if e.id in state.ended), None)
+            by_edge, reason = next((state.ended[e.id] for e in edges if e.id in state.ended),
+                                   (None, None))
             by_memory_id = next(
                 (e.memory_ids[0] for e in state.plan.edges if e.id == by_edge and e.memory_ids),
                 None,
@@ -296,8 +306,9 @@ class GraphPlanner:
             state.plan.supersede.append(
                 Supersession(memory_id=memory_id, superseded_by=by_memory_id, at=now)
             )
-            state.history(memory_id, "SUPERSEDE", None, None,
-                          {"superseded_by": by_memory_id}, now)
+            detail = {"superseded_by": by_memory_id, **({"reason": reason} if reason else {})}
+            state.history(memory_id, "SUPERSEDE", None, facts.text_by_id(by_memory_id),
+                          detail, now)
 
     # ------------------------------------------------------------ deletes
 

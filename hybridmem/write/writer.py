@@ -206,6 +206,7 @@ class Writer:
             plan, scope, relations, FactLinks(memory_ids, texts, new_ids), name_vectors, now,
             near=close if self._extractor.name == "llm" else None,
         )
+        self._name_superseded(plan)
         plan.result = {"results": results, "relations": _relation_summary(plan, self._snapshots,
                                                                            scope)}
         return plan
@@ -281,9 +282,20 @@ class Writer:
             plan, scope, relations, FactLinks([memory_id], [text], {memory_id}),
             {n: matrix[1 + j] for j, n in enumerate(names)}, now,
         )
+        self._name_superseded(plan)
         plan.result = {"message": "Memory updated successfully!", "id": memory_id,
                        "memory": text, "event": "UPDATE"}
         return plan
+
+    def _name_superseded(self, plan: WritePlan) -> None:
+        """Give each SUPERSEDE row the text of the memory it ends (the planner knows the
+        memory's id only), so a history reads "I like tea" -> "I dislike tea"."""
+        rows = [h for h in plan.history if h.event == "SUPERSEDE" and h.old_memory is None]
+        if rows:
+            found = self._catalog.by_ids({h.memory_id for h in rows})
+            for row in rows:
+                if row.memory_id in found:
+                    row.old_memory = found[row.memory_id].text
 
     def delete(self, op_id: str, memory_id: str) -> dict[str, Any]:
         """Erase a memory, and the edges and entities only it supported."""

@@ -20,7 +20,12 @@ def create_embedder(config: EmbedderConfig, vector: VectorStoreConfig | None = N
         from hybridmem.providers.embed.local import DIMS, LocalEmbedder
 
         if dims not in (None, DIMS):
-            raise ConfigError(f"the local embedder makes {DIMS}-d vectors, config asks for {dims}")
+            key = ("embedder.config.embedding_dims" if config.embedding_dims
+                   else "vector_store.config.embedding_model_dims")
+            raise ConfigError(
+                f"the local embedder makes {DIMS}-d vectors, but {key} asks for {dims}: set "
+                f"it to {DIMS} (or leave it out), or use an embedder that makes {dims}-d "
+                "vectors (embedder provider 'openai')")
         return LocalEmbedder(batch_size=config.batch_size)
     if config.provider == "hash":
         from hybridmem.providers.embed.hashing import HashEmbedder

@@ -6,7 +6,7 @@ import numpy as np
 
 from hybridmem.errors import ConfigError, EmbeddingError
 from hybridmem.providers.embed.base import l2_normalise
-from hybridmem.providers.openai_client import build_client, call
+from hybridmem.providers.openai_client import build_client, call, endpoint
 
 KNOWN_DIMS = {
     "text-embedding-3-small": 1536,
@@ -42,6 +42,7 @@ class OpenAIEmbedder:
         self._client = build_client(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
+        self.url = endpoint(self._client)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed `texts` in one request.
@@ -56,19 +57,20 @@ class OpenAIEmbedder:
         response = call(
             lambda: self._client.embeddings.create(input=texts, model=self.model, **kwargs),
             max_retries=self._max_retries, what="embedding", error_type=EmbeddingError,
+            url=self.url,
         )
         try:
             rows = sorted(response.data, key=lambda d: d.index)
             vectors = np.asarray([r.embedding for r in rows], dtype=np.float32)
         except (AttributeError, TypeError, ValueError) as exc:
             raise EmbeddingError(
-                f"openai embedding failed: bad_response: {exc}", provider="openai",
+                f"openai embedding at {self.url} failed: bad_response: {exc}", provider="openai",
                 failure="bad_response",
             ) from exc
         if vectors.ndim != 2 or vectors.shape != (len(texts), self.dims):
             raise EmbeddingError(
-                f"openai embedding failed: bad_response: expected {len(texts)} vectors of "
-                f"dimension {self.dims}, got shape {tuple(vectors.shape)}",
+                f"openai embedding at {self.url} failed: bad_response: expected {len(texts)} "
+                f"vectors of dimension {self.dims}, got shape {tuple(vectors.shape)}",
                 provider="openai", failure="bad_response",
             )
         return l2_normalise(vectors)

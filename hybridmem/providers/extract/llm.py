@@ -25,7 +25,7 @@ from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction
 from hybridmem.providers.extract.merge import with_rules
 from hybridmem.providers.extract.rules import RulesExtractor
 from hybridmem.schemas import load_schema
-from hybridmem.text import clean_text, entity_key, relation_name
+from hybridmem.text import entity_key, relation_name, said_text
 from hybridmem.vocabulary import RELATION_ALIASES, object_type, subject_type
 
 log = logging.getLogger(__name__)
@@ -257,14 +257,14 @@ def to_extraction(answer: dict, user_name: str | None) -> Extraction:
         self_names.add(entity_key(user_name))
 
     def who(name: str) -> str:
-        name = clean_text(name)
+        name = said_text(name)
         key = entity_key(name)
         return SELF if key in self_names or key.startswith(("user's ", "the user's")) else name
 
     out = Extraction()
     seen: set[tuple] = set()
     for fact in answer["facts"]:
-        text = clean_text(fact["text"])
+        text = said_text(fact["text"])
         if not text:
             out.dropped += 1
             continue

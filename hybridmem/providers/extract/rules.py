@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
-from hybridmem.text import clean_text
+from hybridmem.text import STOPWORDS, as_said, clean_text, said_text
 from hybridmem.vocabulary import KINSHIP, object_type
 
 # A proper name: capitalised words ("Mary Jane", "Spider-Man", "O'Brien", "McDonald's").
@@ -74,6 +74,26 @@ _GREETINGS = re.compile(
     r"^(?:hi|hello|hey|thanks|thank you|ok|okay|bye|goodbye|yes|no|sure|cool|great|lol)\b[\s!.]*$",
     re.IGNORECASE,
 )
+# A greeting that opens a clause ("Hi, I'm Alex", "Hey there I'm Sam"): not part of it.
+_GREETING_OPENER = re.compile(
+    r"^(?:hi|hello|hey|hiya|howdy|greetings|good\s+(?:morning|afternoon|evening))"
+    r"(?:\s+(?:there|all|everyone|everybody|folks))?(?:\s*[,!.:\-]+\s*|\s+)(?=\S)",
+    re.IGNORECASE,
+)
+# Capitalised words that follow "I am" or "my wife is" without being a name: peoples,
+# faiths, languages, and a few words said capitalised for emphasis.
+_NOT_NAMES = frozenset("""
+    american british english scottish welsh irish canadian australian mexican brazilian
+    argentinian argentine chilean colombian peruvian venezuelan cuban jamaican spanish
+    portuguese french italian german dutch belgian swiss austrian swedish norwegian danish
+    finnish icelandic polish czech slovak hungarian romanian bulgarian serbian croatian
+    greek turkish russian ukrainian israeli arab arabic lebanese iranian persian egyptian
+    moroccan nigerian kenyan ghanaian ethiopian african asian european latino latina
+    hispanic chinese japanese korean vietnamese thai filipino indonesian malaysian indian
+    pakistani bangladeshi nepali catholic christian protestant orthodox muslim jewish hindu
+    buddhist sikh mormon atheist agnostic vegan vegetarian ok okay fine good great sorry
+    single married divorced engaged back home here
+""".split())  # noqa: SIM905 - a word list reads best as text
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
 _CLAUSE_SPLIT = re.compile(r",?\s+(?:and|but)\s+(?=(?:I|my|My)\b)|;\s*")
 _RETRACTABLE = {"work at": "works_at", "work for": "works_at", "live in": "lives_in",
@@ -91,25 +111,29 @@ class RulesExtractor:
         for message in messages:
             if message.role not in ("user", "human"):
                 continue
-            for sentence in _sentences(message.content):
+            for said in _sentences(message.content):
+                # Patterns read the folded sentence; the fact and the names are kept as said.
+                sentence = clean_text(said)
                 if not _is_statement(sentence):
                     continue
                 index = len(out.facts)
-                out.facts.append(sentence)
+                out.facts.append(said)
                 for clause in _CLAUSE_SPLIT.split(sentence):
                     for rel in _clause_relations(clause.strip(" .!;,")):
-                        out.relations.append(_with_fact(rel, index))
+                        out.relations.append(_with_fact(rel, index, said))
         return out
 
 
-def _with_fact(rel: ExtractedRelation, index: int) -> ExtractedRelation:
-    return ExtractedRelation(
-        rel.source, rel.relation, rel.target, rel.source_type, rel.target_type, index, rel.negated
-    )
+def _with_fact(rel: ExtractedRelation, index: int, said: str) -> ExtractedRelation:
+    """`rel` tied to its fact, its names as the sentence said them."""
+    source = rel.source if rel.source == SELF else as_said(rel.source, said)
+    return ExtractedRelation(source, rel.relation, as_said(rel.target, said), rel.source_type,
+                             rel.target_type, index, rel.negated)
 
 
 def _sentences(text: str) -> Iterator[str]:
-    for raw in _SENTENCE_SPLIT.split(clean_text(text)):
+    """The sentences of a message, as said."""
+    for raw in _SENTENCE_SPLIT.split(said_text(text)):
         sentence = raw.strip()
         if sentence:
             yield sentence
@@ -122,6 +146,7 @@ def _is_statement(sentence: str) -> bool:
 
 
 def _clause_relations(clause: str) -> list[ExtractedRelation]:
+    clause = _GREETING_OPENER.sub("", clause)
     retraction = _retraction(clause)
     if retraction is not None:
         return [retraction]
@@ -348,6 +373,15 @@ _PATTERNS = [
              rf"(?:,?\s+(.+))?",
              lambda m: [_rel(SELF, _kin(m.group(1)), m.group(2), ttype="person"),
                         *_subject_rest(m.group(2), m.group(3))]),
+    # "My wife is Maria": a name, not "My boss is Italian" or "... is Maria's friend".
+    _Pattern(rf"my\s+({_KIN})\s+is\s+({NAME})",
+             lambda m: [_rel(SELF, _kin(m.group(1)), m.group(2), ttype="person")]
+             if _is_name(m.group(2)) else []),
+    # "I'm Alex", "I am Grace Okafor, nice to meet you", "I'm Nora, I live in Bergen".
+    _Pattern(rf"I(?:'m|\s+am)\s+({NAME})(?:\s*,\s*(.+))?",
+             lambda m: [_rel(SELF, "name", m.group(1), ttype="name"),
+                        *(_clause_relations(m.group(2)) if m.group(2) else [])]
+             if _is_name(m.group(1)) else []),
     # Changes of state told as events: the new state.
     _Pattern(rf"(?:I|we)\s+{_JUST}(?:moved|relocated)\s+(?:back\s+)?to\s+(?:the\s+)?"
              rf"({NAME}){WHEN}", lambda m: [_rel(SELF, "lives_in", m.group(1))]),
@@ -388,6 +422,17 @@ _PATTERNS = [
     # "John likes tea", "Harry lives in Paris", "Peter is Spider-Man".
     _Pattern(rf"({NAME})\s+(.+)", lambda m: _named_subject(m.group(1), m.group(2))),
 ]
+
+def _is_name(text: str) -> bool:
+    """Whether capitalised words after "I am" / "my wife is" name someone: not a people,
+    faith or language ("Italian"), not initials said as a type ("INFJ"), not a possessive
+    ("Alex's mom"), not a phrase that opens with a common word ("The Boss")."""
+    words = text.split()
+    first = words[0].casefold()
+    if first in _NOT_NAMES or first in _NOT_SUBJECTS or first in STOPWORDS:
+        return False
+    return not any(w.endswith(("'s", "'")) or (len(w) > 1 and w.isupper()) for w in words)
+
 
 _NOT_SUBJECTS = {"i", "my", "we", "our", "you", "your", "he", "she", "they", "it", "this",
                  "that", "there", "the", "a", "an", "today", "yesterday", "tomorrow"}

@@ -1,0 +1,5 @@
+"""`python -m hybridmem`: the `hybridmem` command, for environments without its script."""
+
+from hybridmem.cli import main
+
+raise SystemExit(main())
