@@ -104,9 +104,66 @@ else:
     html_path = "alice_graph.html"  # beside the notebook: the store may be a throwaway
     net.write_html(html_path)
     print("wrote", html_path)"""),
+    new_markdown_cell("""## A live store, through the server
+A running agent holds its store (one process per store), so a notebook beside it explores
+it through `hybridmem serve` with `MemoryClient`, which has `Memory`'s methods. With
+`HYBRIDMEM_URL` (and `HYBRIDMEM_API_KEY`) set, this uses that server; otherwise it starts
+one on a throwaway store. A second process, the "agent", then tells it about Dana while
+we watch her graph grow."""),
+    new_code_cell("""import subprocess
+import sys
+import textwrap
+import time
+
+from hybridmem import MemoryClient
+
+url, key = os.environ.get("HYBRIDMEM_URL"), os.environ.get("HYBRIDMEM_API_KEY")
+served = served_dir = None
+if url is None:  # no server given: start one beside the notebook, on its own store
+    served_dir = tempfile.TemporaryDirectory(prefix="hybridmem-nb-")
+    served = subprocess.Popen(
+        [sys.executable, "-m", "hybridmem.cli", "serve", "--no-auth", "--port", "0",
+         "--data-dir", served_dir.name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True)
+    for line in served.stdout:
+        if line.startswith("hybridmem serving"):
+            url = line.split(" at ")[1].split()[0]
+            break
+live = MemoryClient(host=url, api_key=key)
+live.delete_all(user_id="dana")
+print("live store at", url)"""),
+    new_code_cell("""agent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f\"\"\"
+    import time
+    from hybridmem import MemoryClient
+    with MemoryClient(host={url!r}, api_key={key!r}) as memory:
+        for text in ["My name is Dana", "I live in Utrecht",
+                     "I have a golden retriever called Biscuit",
+                     "My brother Oskar plays the cello", "My friend Lea works at Acme"]:
+            memory.add(text, user_id="dana")
+            time.sleep(0.5)
+\"\"\")])
+seen = -1
+while True:  # the agent writes; the notebook reads the same store, live
+    finished = agent.poll() is not None
+    now = live.graph(user_id="dana")
+    if now.number_of_edges() != seen:
+        seen = now.number_of_edges()
+        print(f"{now.number_of_nodes()} entities, {seen} relations")
+    if finished:
+        break
+    time.sleep(0.2)
+print("the agent exited with", agent.returncode)"""),
+    new_code_cell("""hits = live.search("Who is my brother?", user_id="dana", limit=3)["results"]
+pd.DataFrame([{"score": h["score"], "type": h["type"], "text": h["memory"]} for h in hits])"""),
+    new_code_cell("draw(live.graph(user_id=\"dana\"));"),
     new_code_cell("""memory.close()
 if scratch is not None:
-    scratch.cleanup()"""),
+    scratch.cleanup()
+live.close()
+if served is not None:  # the server this notebook started: stopped, its store removed
+    served.terminate()
+    served.wait(timeout=60)
+    served_dir.cleanup()"""),
 ]
 
 # Ids by position, so regenerating an unchanged notebook changes nothing in git.

@@ -32,7 +32,8 @@ def test_explore_graph_notebook_runs(tmp_path):
     shutil.copy(NOTEBOOK, copy)
     scratch = tmp_path / "tmp"  # the kernel's temporary folder, to see what it leaves
     scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "HYBRIDMEM_HOME"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HYBRIDMEM_HOME", "HYBRIDMEM_URL", "HYBRIDMEM_API_KEY")}
     env["TMPDIR"] = str(scratch)
     command = _readme_command()
     assert command[:2] == ["jupyter", "execute"]
@@ -55,6 +56,14 @@ def test_explore_graph_notebook_runs(tmp_path):
     assert "opposite polarity" in text           # the conflict table
     assert "SUPERSEDE" in text                   # the history of the stale memory
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 2                      # Alice's and Bob's graphs were drawn
+    assert len(images) == 3                      # Alice's, Bob's and (live) Dana's graphs
+    # the live section: a server it started, an agent process adding, the graph growing
+    assert "live store at http://127.0.0.1:" in text
+    live = text.split("live store at", 1)[1]
+    growth = [int(line.split()[2]) for line in live.splitlines()
+              if line.endswith(" relations") and "entities," in line]
+    assert growth == sorted(growth) and len(growth) >= 2 and growth[-1] >= 5, growth
+    assert "the agent exited with 0" in text
+    assert "Oskar is Dana's brother" in text     # "Who is my brother?", read live
     assert list(scratch.glob("hybridmem-nb-*")) == []  # its store went with the kernel
     assert nbformat.read(copy, as_version=4).cells[1].outputs == []  # the source untouched
