@@ -3,9 +3,18 @@ whatever folder they run from, and no file of one store serves another."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from hybridmem import ConfigError, Memory, StoreError
+from hybridmem._failpoints import arm, disarm
 
 
 def tenant(name: str, graph: str | None = None, **vector: str) -> dict:
@@ -91,3 +100,116 @@ def test_a_lost_catalog_is_refused_then_rebuilt_by_repair(tmp_path):
             (r["source"], r["relationship"], r["target"])
             for r in memory.get_all(user_id="u")["relations"]}
         assert memory.check()["clean"]
+
+
+# ---------------------------------------------------------------- a failed open claims nothing
+
+
+def practice_2(url: str | None) -> dict:
+    """The article's Practice 2 config (its LLM and embedder are not called by an open)."""
+    vector = {"collection_name": "mem0_test3", "embedding_model_dims": "128",
+              "token": "root:xxx", "db_name": "default", **({"url": url} if url else {})}
+    return {
+        "llm": {"provider": "openai", "config": {"model": "qwen-plus", "api_key": "sk-xx",
+                                                 "openai_base_url": "http://127.0.0.1:9/v1"}},
+        "embedder": {"provider": "openai", "config": {
+            "model": "text-embedding-v3", "embedding_dims": 128, "api_key": "sk-xx",
+            "openai_base_url": "http://127.0.0.1:9/v1"}},
+        "vector_store": {"provider": "milvus", "config": vector},
+        "graph_store": {"provider": "kuzu", "config": {"db": "./mem0-example.kuzu"}},
+        "version": "v1.1",
+    }
+
+
+def unreachable_url() -> str:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def files_in(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (outside Milvus Lite's own directory), with the digest of
+    each record (Kuzu rewrites its file's pages when opened, whatever it holds)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.suffix == ".sqlite" else "" for p in sorted(folder.rglob("*"))
+            if p.is_file() and "milvus.db" not in p.relative_to(folder).parts}
+
+
+@pytest.mark.parametrize("then", ["offline", "lite_with_the_llm"])
+def test_an_open_that_failed_leaves_no_claim(tmp_path, monkeypatch, then):
+    """Practice 2 as written, its server out of reach: nothing is stored and nothing is
+    left, so the next run in that folder opens with another configuration (it failed
+    with DimensionMismatchError, or ConfigError "belongs to the store ... http://...")."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYBRIDMEM_HOME", raising=False)
+    with pytest.raises(StoreError, match="cannot open Milvus"):
+        Memory.from_config(practice_2(unreachable_url()))
+    assert list(tmp_path.iterdir()) == []
+    if then == "offline":
+        offline = {"vector_store": {"provider": "milvus",
+                                    "config": {"collection_name": "mem0_test3"}},
+                   "graph_store": {"provider": "kuzu", "config": {"db": "./mem0-example.kuzu"}}}
+        with Memory.from_config(offline) as memory:
+            memory.add("My name is Alice", user_id="alice")
+            assert memory.search("What is my name?", user_id="alice")["results"][0][
+                "memory"].endswith("name is Alice")
+    else:
+        with Memory.from_config(practice_2(None)) as memory:
+            assert memory.stats()["memories"] == 0
+
+
+def test_a_refused_open_takes_back_what_it_made_and_leaves_the_rest(tmp_path):
+    """A configuration refused for using another store's graph leaves neither a record
+    nor a Milvus collection behind (either would refuse that collection_name later with
+    another embedder), and the other store's files are as they were."""
+    shared_graph = str(tmp_path / "shared.kuzu")
+    with Memory.from_config({"data_dir": str(tmp_path), **tenant("one", shared_graph)}) as m:
+        m.add("My friend Ann lives in Paris", user_id="u")
+    before = files_in(tmp_path)
+    with pytest.raises(ConfigError, match="belongs to another store"):
+        Memory.from_config({"data_dir": str(tmp_path), **tenant("two", shared_graph)})
+    assert files_in(tmp_path) == before
+    other_size = {"data_dir": str(tmp_path), **tenant("two"),
+                  "embedder": {"provider": "hash", "config": {"embedding_dims": 32}}}
+    other_size["graph_store"]["config"]["db"] = str(tmp_path / "two.kuzu")
+    with Memory.from_config(other_size) as memory:
+        memory.add("My friend Bob lives in Rome", user_id="u")
+        assert memory.stats()["vectors"] == 1
+    with Memory.from_config({"data_dir": str(tmp_path), **tenant("one", shared_graph)}) as m:
+        assert [r["memory"] for r in m.get_all(user_id="u")["results"]] == [
+            "My friend Ann lives in Paris"]
+
+
+def test_an_open_that_fails_after_making_the_store_removes_it(tmp_path):
+    config = {"data_dir": str(tmp_path / "data"), "embedder": {"provider": "hash"}}
+    arm("open.checked")
+    try:
+        with pytest.raises(StoreError, match="injected"):
+            Memory.from_config(config)
+    finally:
+        disarm()
+    assert list(tmp_path.iterdir()) == []
+    config["embedder"] = {"provider": "hash", "config": {"embedding_dims": 32}}
+    with Memory.from_config(config) as memory:
+        memory.add("I enjoy hiking", user_id="u")
+
+
+def test_an_open_killed_before_it_finished_binds_nothing(tmp_path):
+    """SIGKILL leaves no chance to clean up: the record it made says no open finished,
+    so the next configuration's identity and vector size are taken instead."""
+    data = tmp_path / "data"
+    child = subprocess.run(
+        [sys.executable, "-c", "from hybridmem import Memory\n"
+         f"Memory.from_config({{'data_dir': {str(data)!r}, 'embedder': {{'provider': 'hash'}},"
+         " 'graph_store': {'provider': 'kuzu', 'config': {'db': "
+         f"{str(data / 'hybridmem.kuzu')!r}}}}}}})"],
+        env={**os.environ, "HYBRIDMEM_FAILPOINT": "open.checked:1"}, timeout=300)
+    assert child.returncode == -signal.SIGKILL
+    assert (data / "hybridmem.sqlite").exists()
+    config = {"data_dir": str(data), "embedder": {"provider": "hash",
+                                                  "config": {"embedding_dims": 32}}}
+    with Memory.from_config(config) as memory:
+        memory.add("I enjoy hiking", user_id="u")
+        assert memory.stats()["memories"] == 1
+    with Memory.from_config(config) as memory:  # and now it is claimed
+        assert memory.stats()["memories"] == 1

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from hybridmem import ConfigError, DimensionMismatchError, Memory
+from hybridmem import ConfigError, DimensionMismatchError, Memory, StoreError
 
 pytestmark = [
     pytest.mark.slow,
@@ -103,3 +103,22 @@ def test_a_second_server_starts_beside_the_runs_own(server_url, tmp_path):
                 assert memory.stats()["vectors"] == 1
     finally:
         kill_server(second["pid"], second["alias"])
+
+
+def test_an_open_that_failed_leaves_no_collection_on_the_server(server_url, tmp_path):
+    """The collection an open made goes with it when the open fails: another store may
+    then take that name with vectors of another size."""
+    from hybridmem._failpoints import arm, disarm
+
+    arm("open.checked")
+    try:
+        with pytest.raises(StoreError, match="injected"):
+            Memory.from_config(config(server_url, tmp_path / "failed", "made_then_failed"))
+    finally:
+        disarm()
+    assert not (tmp_path / "failed").exists()
+    raw = config(server_url, tmp_path / "next", "made_then_failed", embedding_model_dims=64)
+    raw["embedder"] = {"provider": "hash", "config": {"embedding_dims": 64}}
+    with Memory.from_config(raw) as memory:
+        memory.add("I enjoy hiking", user_id="alice")
+        assert memory.stats()["vectors"] == 1

@@ -5,6 +5,7 @@ expressions; every value in one is a JSON-escaped literal, never pasted text.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -50,6 +51,9 @@ class MilvusVectorStore:
         self.uri = uri
         self._lite_path = uri if lite else None
         self.unflushed = 0
+        # Whether this open made the collection (an open that then fails drops it again,
+        # so it binds nothing: see `stores/opened.py`).
+        self.created = False
         self._lock = threading.Lock()
         kwargs: dict[str, Any] = {"uri": uri}
         if config.token:
@@ -72,6 +76,9 @@ class MilvusVectorStore:
                     "record"
                 )
         except Exception as exc:
+            if self.created:
+                with contextlib.suppress(Exception):
+                    self.unmake()
             if lite:
                 _lite_users.release(uri)
             if isinstance(exc, StoreError):
@@ -104,6 +111,11 @@ class MilvusVectorStore:
 
     def ensure_open(self) -> None:
         """Already open: the client connects in the constructor."""
+
+    def unmake(self) -> None:
+        """Drop the collection this open created (an open that failed binds nothing)."""
+        self._call("drop", self._client.drop_collection, self.collection)
+        self.created = False
 
     @property
     def is_lite(self) -> bool:
@@ -158,6 +170,7 @@ class MilvusVectorStore:
                 "vector", index_type=self.config.index_type, metric_type="COSINE", params=params
             )
             client.create_collection(self.collection, schema=schema, index_params=index)
+            self.created = True
         existing = set(client.list_partitions(self.collection))
         for name in (partition_name(i) for i in range(PARTITIONS)):
             if name not in existing:

@@ -93,6 +93,8 @@ class Projections:
             store_id = uuid.uuid4().hex
             self._db.set_meta({"store_id": store_id, "identity": identity.to_json(),
                                "created_at": iso(datetime.now(UTC))})
+        elif recorded is None:  # an open that never finished left it unclaimed (opened.py)
+            self._db.set_meta({"identity": identity.to_json()})
         return store_id
 
     def _epochs(self) -> tuple[int, int, int]:

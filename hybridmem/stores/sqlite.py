@@ -253,6 +253,19 @@ class Database:
                 [(k, str(v)) for k, v in values.items()],
             )
 
+    def delete_meta(self, *keys: str) -> None:
+        """Remove meta values (inside the caller's transaction when there is one)."""
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+
+    def holds_nothing(self) -> bool:
+        """Whether no memory, graph row, operation or epoch was ever written here."""
+        rows = self.read(
+            "SELECT EXISTS (SELECT 1 FROM memories) OR EXISTS (SELECT 1 FROM entities) "
+            "OR EXISTS (SELECT 1 FROM ops) OR EXISTS (SELECT 1 FROM meta WHERE key = 'epoch') "
+            "AS used")
+        return not rows[0]["used"]
+
     def close(self) -> None:
         """Checkpoint the WAL into the main file (a clean close leaves no -wal behind),
         then close."""
