@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from hybridmem.stores.lock import StoreLock
 from hybridmem.stores.milvus import MilvusVectorStore
 from hybridmem.stores.mirror import GraphMirror
 from hybridmem.stores.projection import Projections, Report
-from hybridmem.stores.sqlite import Database
+from hybridmem.stores.sqlite import Database, read_meta
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,11 +128,13 @@ def open_stores(config: MemoryConfig, dims: int, *, repair: bool = False) -> Sto
     """
     paths = store_paths(config)
     new = _NewFiles.before(paths)
-    lock = StoreLock(paths.lock, paths.data_dir)
+    lock = StoreLock(paths.lock, paths.catalog.parent)
     opened: list[Any] = []
     moved: list[str] = []
     vectors: LazyVectors | None = None
     try:
+        if _adopt_legacy_record(paths):
+            new.record = []  # moved here, not made: a failure below must not remove it
         lite_collection = (Path(paths.milvus_uri) / "collections" / config.vector_store
                            .collection_name) if paths.milvus_lite else None
         vectors = LazyVectors(lambda: _open(
@@ -156,13 +160,18 @@ def open_stores(config: MemoryConfig, dims: int, *, repair: bool = False) -> Sto
         if vectors.opened and not repair:  # the open check needed Milvus: check it now
             report.found.update(projections.check_vectors().found)
         vectors.on_open = projections.check_vectors
+        if (lite_collection is not None and not vectors.opened and lite_collection.exists()
+                and catalog.count() == 0 and journal.epoch() == 0):
+            # A new record beside a collection that exists: whose it is is checked now
+            # (Milvus is opened lazily otherwise), so a configuration sharing another
+            # store's collection is refused at open, before it writes anything.
+            vectors.get()
         if repair:
             report.found.update(projections.repair().found)
         report.add("files_moved_aside", len(moved), *(
             [f"moved damaged files aside: {', '.join(moved)}"] if moved else []))
         checkpoint("open.checked")
-        if db.get_meta(_NEVER_OPENED) is not None:
-            db.delete_meta(_NEVER_OPENED)
+        _confirm(db, paths)
     except BaseException:
         if vectors is not None and vectors.opened and vectors.created:
             _quietly(vectors.unmake)
@@ -192,6 +201,72 @@ def _unclaim_if_never_opened(db: Database) -> None:
         db.set_meta({_NEVER_OPENED: "1"})
     elif db.get_meta(_NEVER_OPENED) is not None and db.holds_nothing():
         db.delete_meta("identity", "dims")
+
+
+def _confirm(db: Database, paths: StorePaths) -> None:
+    """The open succeeded: the record is this store's, its identity in today's form."""
+    if db.get_meta(_NEVER_OPENED) is not None:
+        db.delete_meta(_NEVER_OPENED)
+    if db.get_meta("identity") != paths.identity.to_json():  # recorded in the legacy form
+        db.set_meta({"identity": paths.identity.to_json()})
+
+
+def _adopt_legacy_record(paths: StorePaths) -> bool:
+    """Move this store's record from where every record used to be kept
+    (`<data_dir>/<collection>.sqlite`) to its place beside the graph; returns whether it
+    did. One rename (on another file system: a copy, fsynced, renamed into place, then
+    the old file removed). A record there of another store is left alone.
+
+    Raises:
+        StoreLockedError: an older hybridmem has the record open there.
+        StoreError: it could not be moved (nothing was lost: it stays where it was).
+    """
+    old = paths.legacy_catalog
+    if old is None or paths.catalog.exists() or not old.is_file():
+        return False
+    ours = {paths.identity.to_json(),
+            *([paths.legacy_identity.to_json()] if paths.legacy_identity else [])}
+    if read_meta(old, "identity") not in ours:
+        return False
+    old_lock = StoreLock(old.with_name(old.name + ".lock"), paths.data_dir)
+    try:
+        Database(old).close()  # checkpoints the WAL: the main file then holds everything
+        if any(f.exists() and f.stat().st_size for f in _sidecars(old)):
+            raise StoreError(f"cannot move the catalog {old} to {paths.catalog}: its WAL "
+                             "could not be checkpointed; it stays where it is")
+        try:
+            _move_file(old, paths.catalog)
+        except OSError as exc:
+            raise StoreError(f"cannot move the catalog {old} to {paths.catalog}: "
+                             f"{exc.strerror or exc}; it stays where it is") from exc
+        for sidecar in _sidecars(old):
+            sidecar.unlink(missing_ok=True)
+    finally:
+        old_lock.release(remove=True)
+    log.warning("moved the catalog %s beside its graph: %s (a store's catalog is named "
+                "after its graph now)", old, paths.catalog)
+    return True
+
+
+def _move_file(source: Path, target: Path) -> None:
+    """Move a closed file so that the target is either absent or whole."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        partial = target.with_name(target.name + ".moving")
+        shutil.copyfile(source, partial)
+        with open(partial, "rb+") as f:
+            os.fsync(f.fileno())
+        os.rename(partial, target)
+        source.unlink()
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself survives a power cut
+    finally:
+        os.close(folder)
 
 
 @dataclass

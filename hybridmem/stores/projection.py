@@ -55,6 +55,15 @@ class Report:
         return not self.found
 
 
+# What to change for a new store, by the setting that names the catalog's file.
+_NEW_STORE_HINTS = {
+    "collection_name": "use another collection_name (or history_db_path) for a new store",
+    "graph_store.db": "it sits beside the graph and is named after it, so give a new store "
+                      "its own graph_store.db (or history_db_path)",
+    "history_db_path": "give a new store its own history_db_path",
+}
+
+
 class Projections:
     """Keeps Milvus and Kuzu in step with the record."""
 
@@ -78,15 +87,20 @@ class Projections:
     def _claim(self) -> str:
         identity = self._paths.identity
         recorded = self._db.get_meta("identity")
-        if recorded is not None and recorded != identity.to_json():
+        legacy = self._paths.legacy_identity
+        # The legacy form (paths relative to the data dir, as recorded before records
+        # followed their graph) is the same store; opened.py writes today's form once the
+        # open succeeds.
+        ours = {identity.to_json(), *([legacy.to_json()] if legacy is not None else [])}
+        if recorded is not None and recorded not in ours:
             from hybridmem.stores.identity import StoreIdentity
 
             theirs = StoreIdentity.from_json(recorded)
             raise ConfigError(
                 f"the catalog {self._paths.catalog} belongs to the store with "
                 f"{theirs.describe()}, not {identity.describe()}. Each store keeps its own "
-                "catalog: use another collection_name (or history_db_path) for a new store, "
-                "or the original settings for that one"
+                f"catalog: {_NEW_STORE_HINTS[self._paths.catalog_setting]}, or use the "
+                "original settings for that one"
             )
         store_id = self._db.get_meta("store_id")
         if store_id is None:

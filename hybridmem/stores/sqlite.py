@@ -275,6 +275,20 @@ class Database:
             self.conn.close()
 
 
+def read_meta(path: Path, key: str) -> str | None:
+    """One meta value of a record, read without changing the file (None when the file
+    cannot be read as a record)."""
+    try:
+        conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
 def _describe(exc: sqlite3.Error, path: Path, what: str) -> str:
     message = str(exc)
     if "full" in message:
