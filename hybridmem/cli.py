@@ -303,16 +303,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report["clean"] else EXIT_STORE
 
 
+# What an open reports of replaying the journal, as opposed to repairing the engines.
+_REPLAY_KEYS = ("finished", "pending", "repeated_dropped")
+
+
 def cmd_repair(args: argparse.Namespace) -> int:
+    # Opening with repair=True is the repair (damaged files moved aside, a lost record
+    # rebuilt, then only what differs written); a second pass would find nothing.
     with _memory(args, repair=True) as memory:
-        report = {"opened": memory.recovered, **memory.repair()}
+        done = dict(memory.recovered)
+        after = memory.check()
+    replayed = {k: done.pop(k) for k in _REPLAY_KEYS if k in done}
+    report = {"repaired": done, "replayed": replayed, "clean": after["clean"],
+              "found": after["found"], "pending": after["pending"]}
     if args.json:
         _print_json(report)
     else:
-        done = {**report["opened"], **report["repaired"]}
-        print("repaired: " + (", ".join(f"{k} {v}" for k, v in done.items() if v) or "nothing"))
+        print("repaired: " + (", ".join(f"{k} {v}" for k, v in done.items() if v)
+                              or "nothing needed repair"))
+        if replayed.get("finished"):
+            print(f"finished {replayed['finished']} journaled operations")
         print("the engines match the record" if report["clean"]
               else f"still different: {report['found']}")
+        if report["pending"]:
+            print(f"{report['pending']} journaled operations are pending (`hybridmem pending`)")
     return 0 if report["clean"] else EXIT_STORE
 
 

@@ -360,9 +360,12 @@ class Memory:
 
     @_open_call
     def retry_pending(self) -> dict[str, int]:
-        """Finish operations left unfinished by a crash or a provider failure.
+        """Finish operations left unfinished by a crash or a provider failure (oldest
+        first, each input once; a provider failure stops the replay, the rest wait).
 
-        Returns `{"finished": n, "pending": m}` (m still failing).
+        Returns `{"finished": n, "pending": m}` (m still waiting), plus
+        `"repeated_dropped": k` when k journaled adds repeated an input already waiting in
+        their scope.
         """
         return self._writer.recover()
 

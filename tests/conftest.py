@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +14,26 @@ import pytest
 from hybridmem import Memory, MemoryConfig
 from hybridmem.demo import STATEMENTS
 from tests.fake_openai import FakeOpenAI
+from tests.milvus_server import SHARED_ENV, stop_run_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controller (the only pytest process with -n0), make the directory this
+    run's processes share, before xdist spawns the workers that inherit it: the Milvus
+    server one of them starts is found there by the others, and stopped here at the end."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        os.environ[SHARED_ENV] = tempfile.mkdtemp(prefix="hybridmem-tests-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller is the last process of the run: it stops the run's Milvus server."""
+    shared = os.environ.get(SHARED_ENV)
+    if "PYTEST_XDIST_WORKER" not in os.environ and shared:
+        try:
+            stop_run_server(Path(shared))
+        finally:
+            shutil.rmtree(shared, ignore_errors=True)
+            del os.environ[SHARED_ENV]
 
 
 @pytest.fixture(scope="session")

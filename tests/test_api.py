@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from hybridmem import (
@@ -17,6 +18,7 @@ from hybridmem import (
     ScopeError,
     StoreLockedError,
 )
+from tests.conftest import PRACTICE_2
 
 
 def texts(result: dict) -> list[str]:
@@ -241,6 +243,34 @@ def test_reopen_after_close_keeps_everything(tmp_path):
         assert memory.stats()["vectors"] == 21
         top = memory.search("What is my name?", user_id="u", limit=1)["results"][0]
         assert top["type"] == "relation" and top["destination"] == "Zoe"
+
+
+def test_repair_writes_only_what_differs(tmp_path):
+    """A clean store is not written (repair rewrote all 7 vectors and 19 graph rows of
+    the Practice 2 store every time); a damaged one gets exactly the rows that differ."""
+    config = MemoryConfig(data_dir=str(tmp_path), embedder={"provider": "hash"})
+    with Memory(config) as memory:
+        for text in PRACTICE_2:
+            memory.add(text, user_id="u")
+        assert memory.repair() == {"repaired": {}, "clean": True, "found": {}}
+        engines = memory.engines
+        lost, changed = [r["id"] for r in memory.get_all(user_id="u")["results"][:2]]
+        engines.vectors.delete([lost])
+        record = engines.catalog.get(changed)
+        engines.vectors.upsert([record.model_copy(update={"metadata": {"k": "stale"}})],
+                               np.vstack([engines.catalog.vectors([changed])[changed]]))
+        store_id, epoch = engines.graph.marker()
+        edge = engines.graph.edges(None, include_invalid=True)[0]
+        entity = next(e for e in engines.graph.entities(None)
+                      if e.id not in (edge.source_id, edge.target_id))
+        engines.graph.restore(entities=[entity.model_copy(update={"name": "Mallory"})],
+                              edges=[], drop_edge_ids=[edge.id], store_id=store_id,
+                              epoch=epoch)
+        assert memory.check()["found"] == {"vectors_missing": 1, "vectors_differ": 1,
+                                           "entities_differ": 1, "edges_missing": 1}
+        assert memory.repair() == {"repaired": {"vectors_written": 2, "graph_rows_written": 2},
+                                   "clean": True, "found": {}}
+        assert memory.repair()["repaired"] == {}
 
 
 def test_dimension_mismatch_is_a_clear_error(tmp_path):

@@ -237,11 +237,14 @@ def test_graph_db_held_by_another_process(tmp_path):
     config = MemoryConfig.from_dict({
         "data_dir": str(tmp_path / "a"), "embedder": {"provider": "hash"},
         "graph_store": {"provider": "kuzu", "config": {"db": graph_db}}})
+    # Its own record (history_db_path): else the record beside the graph, already locked,
+    # refuses before Kuzu is reached.
     script = textwrap.dedent(f"""
         from hybridmem import Memory, MemoryConfig, StoreLockedError
         try:
             Memory(MemoryConfig.from_dict({{
                 "data_dir": {str(tmp_path / "b")!r}, "embedder": {{"provider": "hash"}},
+                "history_db_path": {str(tmp_path / "b" / "b.sqlite")!r},
                 "graph_store": {{"provider": "kuzu", "config": {{"db": {graph_db!r}}}}}}}))
         except StoreLockedError as exc:
             print("LOCKED", exc)

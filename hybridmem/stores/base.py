@@ -58,6 +58,9 @@ class VectorStore(Protocol):
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Vectors by id."""
 
+    def stale(self, records: list[MemoryRecord], vectors: np.ndarray) -> list[str]:
+        """Ids of these records whose stored row differs from what `upsert` would write."""
+
     def drop(self) -> None:
         """Delete every row (for `reset`)."""
 

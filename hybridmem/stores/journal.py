@@ -10,6 +10,10 @@ never replayed) or back to `received` (an add: its input is kept and planned aga
 the state of that moment, by `retry_pending()` or the next open). An add that keeps failing
 for a reason other than a provider outage is `quarantined`: listed, never replayed on its
 own, removable. At most one operation is `planned` at any time.
+
+One input waits once: an add of the same messages, metadata and `infer` in the same scope
+as an add already `received` is not kept beside it (a script run five times against a dead
+provider left five copies, each replayed and each retried against that provider).
 """
 
 from __future__ import annotations
@@ -200,6 +204,48 @@ class Journal:
         """An operation's status (None when it is not journaled)."""
         return self._field(op_id, "status")
 
+    def fold_into_older(self, op_id: str) -> str | None:
+        """If an older add waiting (`received`) has this add's input in its scope, drop
+        this one (its extraction moves to the older if that has none) and return the
+        older's id; else None."""
+        ops = self.pending(("received",))
+        mine = next((op for op in ops if op.id == op_id), None)
+        if mine is None or mine.kind != "add":
+            return None
+        key = _input_key(mine)
+        older = next((op for op in ops[:ops.index(mine)]
+                      if op.kind == "add" and _input_key(op) == key), None)
+        if older is None:
+            return None
+        with self._db.transaction() as conn:
+            if "extraction" in mine.payload and "extraction" not in older.payload:
+                self.note(older.id, {"extraction": mine.payload["extraction"]})
+            conn.execute("DELETE FROM ops WHERE id = ?", (op_id,))
+        return older.id
+
+    def drop_repeated_inputs(self, running: set[str] = frozenset()) -> int:
+        """Keep each input waiting in a scope once: of the `received` adds with the same
+        messages, metadata and `infer` in one scope, the oldest stays (with an extraction
+        a later copy holds, if it has none, so no model is asked again); returns how many
+        were dropped. Operations in `running` (whose call is still running) are left."""
+        kept: dict[str, PendingOp] = {}
+        repeated: list[str] = []
+        for op in self.pending(("received",)):
+            if op.kind != "add" or op.id in running:
+                continue
+            first = kept.setdefault(_input_key(op), op)
+            if first is op:
+                continue
+            if "extraction" in op.payload and "extraction" not in first.payload:
+                self.note(first.id, {"extraction": op.payload["extraction"]})
+                first.payload["extraction"] = op.payload["extraction"]
+            repeated.append(op.id)
+        if repeated:
+            with self._db.transaction() as conn:
+                conn.executemany("DELETE FROM ops WHERE id = ? AND status = 'received'",
+                                 [(i,) for i in repeated])
+        return len(repeated)
+
     def planned(self) -> PendingOp | None:
         """The one operation whose plan is journaled but not yet committed, if any."""
         found = self.pending(("planned",))
@@ -220,6 +266,14 @@ class Journal:
             )
             for r in rows
         ]
+
+
+def _input_key(op: PendingOp) -> str:
+    """What makes two adds the same input: scope, messages, metadata, infer (not the
+    extraction a first attempt may have noted)."""
+    scope = op.scope.as_row() if op.scope else {}
+    said = {k: op.payload.get(k) for k in ("messages", "metadata", "infer")}
+    return json.dumps([scope, said], sort_keys=True, ensure_ascii=False)
 
 
 def _scope(row: dict[str, str]) -> Scope | None:

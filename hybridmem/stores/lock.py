@@ -29,37 +29,56 @@ class StoreLock:
         except OSError as exc:
             raise ConfigError(f"cannot create the data dir {path.parent}: "
                               f"{exc.strerror or exc}; choose another data_dir") from None
-        try:
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
-        if fcntl is None:
-            return
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            self.release()
-            store = f"the store {path.name.removesuffix('.sqlite.lock')!r} in {data_dir}"
-            url = _served_by(path, holder)
-            if url is not None:
+        while True:
+            try:
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}"
+                                 ) from None
+            if fcntl is None:
+                return
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
+                self.release()
+                store = f"the store {path.name.removesuffix('.sqlite.lock')!r} in {data_dir}"
+                url = _served_by(path, holder)
+                if url is not None:
+                    raise StoreLockedError(
+                        f"{store} is served by `hybridmem serve` (pid {holder}) at {url}: "
+                        f"reach it through that server (MemoryClient(host={url!r}, "
+                        "api_key=...), its REST API, or `hybridmem mcp --url`)") from None
                 raise StoreLockedError(
-                    f"{store} is served by `hybridmem serve` (pid {holder}) at {url}: reach "
-                    f"it through that server (MemoryClient(host={url!r}, api_key=...), its "
-                    "REST API, or `hybridmem mcp --url`)") from None
-            raise StoreLockedError(
-                f"{store} is in use by another Memory (pid {holder}); one Memory may hold a "
-                "store at a time: close the other one, use another data_dir or "
-                "collection_name, or share it through `hybridmem serve`"
-            ) from None
+                    f"{store} is in use by another Memory (pid {holder}); one Memory may hold "
+                    "a store at a time: close the other one, use another data_dir or "
+                    "collection_name, or share it through `hybridmem serve`"
+                ) from None
+            if self._same_file():
+                break
+            # The holder removed the file before releasing it (a failed open takes its
+            # lock file with it): this lock guards nothing, take the new file's.
+            self.release()
         # The holder's pid, for the message above; a full disk only loses this hint.
         with suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, str(os.getpid()).encode("ascii"), 0)
 
-    def release(self) -> None:
-        """Release the lock (idempotent)."""
+    def _same_file(self) -> bool:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self._fd)
+        return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+    def release(self, *, remove: bool = False) -> None:
+        """Release the lock (idempotent); with `remove`, delete the lock file first (an
+        opener waiting on the old file sees it gone and takes a new one)."""
         if self._fd >= 0:
+            if remove:
+                with suppress(OSError):
+                    os.unlink(self.path)
             with suppress(OSError):
                 os.close(self._fd)
             self._fd = -1

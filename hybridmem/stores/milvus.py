@@ -5,6 +5,7 @@ expressions; every value in one is a JSON-escaped literal, never pasted text.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -63,6 +64,9 @@ class MilvusVectorStore:
         self.uri = uri
         self._lite_path = uri if lite else None
         self.unflushed = 0
+        # Whether this open made the collection (an open that then fails drops it again,
+        # so it binds nothing: see `stores/opened.py`).
+        self.created = False
         self._lock = threading.Lock()
         kwargs: dict[str, Any] = {"uri": uri}
         if config.token:
@@ -85,6 +89,9 @@ class MilvusVectorStore:
                     "record"
                 )
         except Exception as exc:
+            if self.created:
+                with contextlib.suppress(Exception):
+                    self.unmake()
             if lite:
                 _lite_users.release(uri)
             if isinstance(exc, StoreError):
@@ -117,6 +124,11 @@ class MilvusVectorStore:
 
     def ensure_open(self) -> None:
         """Already open: the client connects in the constructor."""
+
+    def unmake(self) -> None:
+        """Drop the collection this open created (an open that failed binds nothing)."""
+        self._call("drop", self._client.drop_collection, self.collection)
+        self.created = False
 
     @property
     def is_lite(self) -> bool:
@@ -171,6 +183,7 @@ class MilvusVectorStore:
                 "vector", index_type=self.config.index_type, metric_type="COSINE", params=params
             )
             client.create_collection(self.collection, schema=schema, index_params=index)
+            self.created = True
         existing = set(client.list_partitions(self.collection))
         for name in (partition_name(i) for i in range(PARTITIONS)):
             if name not in existing:
@@ -202,19 +215,8 @@ class MilvusVectorStore:
             return
         groups: dict[str, list[dict[str, Any]]] = {}
         for r, vec in zip(records, vectors, strict=True):
-            groups.setdefault(_row_partition(r.user_id, r.agent_id, r.run_id), []).append({
-                "id": r.id,
-                "vector": [float(x) for x in vec],
-                "user_id": r.user_id,
-                "agent_id": r.agent_id,
-                "run_id": r.run_id,
-                # A copy for rebuilding a lost record; the record keeps the full text.
-                "text": _truncate_utf8(r.text, MAX_TEXT_BYTES),
-                "hash": r.hash,
-                "created_at": _epoch_ms(r.created_at),
-                "updated_at": _epoch_ms(r.updated_at or r.created_at),
-                "metadata": r.metadata,
-            })
+            groups.setdefault(_row_partition(r.user_id, r.agent_id, r.run_id), []).append(
+                _row(r, vec))
         for partition, rows in groups.items():
             self._call("upsert", self._client.upsert, self.collection, rows,
                        partition_name=partition)
@@ -328,6 +330,22 @@ class MilvusVectorStore:
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id."""
         return {r["id"]: np.asarray(r["vector"], dtype=np.float32) for r in self.rows(ids)}
+
+    def stale(self, records: list[MemoryRecord], vectors: np.ndarray) -> list[str]:
+        """Ids of these records whose stored row differs from what `upsert` would write
+        (the vector to float32 precision, every other field exactly); absent rows are
+        not listed."""
+        stored = {r["id"]: r for r in self.rows([r.id for r in records])}
+        out = []
+        for record, vector in zip(records, vectors, strict=True):
+            row = stored.get(record.id)
+            if row is None:
+                continue
+            expected = _row(record, vector)
+            if any(row[k] != expected[k] for k in _FIELDS - {"vector"}) or not np.allclose(
+                    np.asarray(row["vector"], dtype=np.float32), vector, atol=1e-5):
+                out.append(record.id)
+        return out
 
     def _strong(self) -> dict[str, Any]:
         # Counts and consistency checks must see every acknowledged write; on a server the
@@ -461,6 +479,23 @@ def _row_partition(user_id: str, agent_id: str, run_id: str) -> str:
     key = f"u:{user_id}" if user_id else (f"a:{agent_id}" if agent_id else f"r:{run_id}")
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     return partition_name(int.from_bytes(digest[:4], "big") % PARTITIONS)
+
+
+def _row(r: MemoryRecord, vector: np.ndarray) -> dict[str, Any]:
+    """The Milvus row of one memory."""
+    return {
+        "id": r.id,
+        "vector": [float(x) for x in vector],
+        "user_id": r.user_id,
+        "agent_id": r.agent_id,
+        "run_id": r.run_id,
+        # A copy for rebuilding a lost record; the record keeps the full text.
+        "text": _truncate_utf8(r.text, MAX_TEXT_BYTES),
+        "hash": r.hash,
+        "created_at": _epoch_ms(r.created_at),
+        "updated_at": _epoch_ms(r.updated_at or r.created_at),
+        "metadata": r.metadata,
+    }
 
 
 def _truncate_utf8(text: str, limit: int) -> str:

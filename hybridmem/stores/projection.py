@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from hybridmem.errors import ConfigError, StoreError
-from hybridmem.records import HistoryEntry, MemoryRecord, WritePlan, iso
+from hybridmem.records import EdgeRecord, HistoryEntry, MemoryRecord, WritePlan, iso
 from hybridmem.stores.base import GraphStore, VectorStore
 from hybridmem.stores.catalog import MemoryCatalog
 from hybridmem.stores.identity import StorePaths
@@ -55,6 +55,15 @@ class Report:
         return not self.found
 
 
+# What to change for a new store, by the setting that names the catalog's file.
+_NEW_STORE_HINTS = {
+    "collection_name": "use another collection_name (or history_db_path) for a new store",
+    "graph_store.db": "it sits beside the graph and is named after it, so give a new store "
+                      "its own graph_store.db (or history_db_path)",
+    "history_db_path": "give a new store its own history_db_path",
+}
+
+
 class Projections:
     """Keeps Milvus and Kuzu in step with the record."""
 
@@ -78,21 +87,28 @@ class Projections:
     def _claim(self) -> str:
         identity = self._paths.identity
         recorded = self._db.get_meta("identity")
-        if recorded is not None and recorded != identity.to_json():
+        legacy = self._paths.legacy_identity
+        # The legacy form (paths relative to the data dir, as recorded before records
+        # followed their graph) is the same store; opened.py writes today's form once the
+        # open succeeds.
+        ours = {identity.to_json(), *([legacy.to_json()] if legacy is not None else [])}
+        if recorded is not None and recorded not in ours:
             from hybridmem.stores.identity import StoreIdentity
 
             theirs = StoreIdentity.from_json(recorded)
             raise ConfigError(
                 f"the catalog {self._paths.catalog} belongs to the store with "
                 f"{theirs.describe()}, not {identity.describe()}. Each store keeps its own "
-                "catalog: use another collection_name (or history_db_path) for a new store, "
-                "or the original settings for that one"
+                f"catalog: {_NEW_STORE_HINTS[self._paths.catalog_setting]}, or use the "
+                "original settings for that one"
             )
         store_id = self._db.get_meta("store_id")
         if store_id is None:
             store_id = uuid.uuid4().hex
             self._db.set_meta({"store_id": store_id, "identity": identity.to_json(),
                                "created_at": iso(datetime.now(UTC))})
+        elif recorded is None:  # an open that never finished left it unclaimed (opened.py)
+            self._db.set_meta({"identity": identity.to_json()})
         return store_id
 
     def _epochs(self) -> tuple[int, int, int]:
@@ -337,47 +353,86 @@ class Projections:
 
     # ------------------------------------------------------------ full check and repair
 
-    def check(self) -> Report:
-        """Compare every memory, vector, entity and edge of the engines with the record."""
-        report = Report()
+    def _differences(self) -> _Differences:
+        """Every way the engines differ from the record (a full scan of both)."""
         in_record = self._catalog.all_ids()
         in_milvus = self._vectors.all_ids()
-        report.add("vectors_missing", len(in_record - in_milvus),
-                   f"{len(in_record - in_milvus)} memories have no vector in Milvus")
-        report.add("vectors_orphaned", len(in_milvus - in_record),
-                   f"{len(in_milvus - in_record)} vectors in Milvus have no memory")
-        stored = self._vectors.vectors(sorted(in_record & in_milvus))
-        expected = self._catalog.vectors(stored)
-        wrong = sum(1 for i, v in stored.items()
-                    if not np.allclose(v, expected[i], atol=1e-5))
-        report.add("vectors_differ", wrong, f"{wrong} vectors differ from the record's")
-        record_entities = {e.id: e for e in self._mirror.entities()}
-        record_edges = {e.id: e for e in self._mirror.edges()}
-        kuzu_entities = {e.id: e for e in self._graph.entities(None)}
-        kuzu_edges = {e.id: e for e in self._graph.edges(None, include_invalid=True)}
-        for kind, ours, theirs, skip in (
-            ("entities", record_entities, kuzu_entities, set()),
-            ("edges", record_edges, kuzu_edges,
-             {"source_name", "target_name", "source_type", "target_type"}),
-        ):
-            missing = set(ours) - set(theirs)
-            extra = set(theirs) - set(ours)
-            differ = sum(1 for i in set(ours) & set(theirs)
-                         if ours[i].model_dump(exclude=skip) != theirs[i].model_dump(exclude=skip))
+        stale: list[str] = []
+        for records, vectors in self._catalog.rows_with_vectors(
+                ids=sorted(in_record & in_milvus)):
+            stale += self._vectors.stale(records, vectors)
+        graph: dict[str, tuple[dict, dict]] = {
+            "entities": ({e.id: e for e in self._mirror.entities()},
+                         {e.id: e for e in self._graph.entities(None)}),
+            "edges": ({e.id: e for e in self._mirror.edges()},
+                      {e.id: e for e in self._graph.edges(None, include_invalid=True)}),
+        }
+        found = _Differences(vectors_missing=in_record - in_milvus,
+                             vectors_orphaned=in_milvus - in_record, vectors_differ=set(stale),
+                             in_record=in_record, record_edges=graph["edges"][0])
+        for kind, (ours, theirs) in graph.items():
+            # Names and types on an edge are its ends', read through them.
+            skip = {"source_name", "target_name", "source_type", "target_type"} \
+                if kind == "edges" else set()
+            found.graph[kind] = (
+                {i: ours[i] for i in set(ours) - set(theirs)},
+                set(theirs) - set(ours),
+                {i: ours[i] for i in set(ours) & set(theirs)
+                 if ours[i].model_dump(exclude=skip) != theirs[i].model_dump(exclude=skip)},
+            )
+        return found
+
+    def check(self) -> Report:
+        """Compare every memory, vector, entity and edge of the engines with the record."""
+        found = self._differences()
+        report = Report()
+        n = len(found.vectors_missing)
+        report.add("vectors_missing", n, f"{n} memories have no vector in Milvus")
+        n = len(found.vectors_orphaned)
+        report.add("vectors_orphaned", n, f"{n} vectors in Milvus have no memory")
+        n = len(found.vectors_differ)
+        report.add("vectors_differ", n, f"{n} Milvus rows differ from the record's")
+        for kind, (missing, extra, differ) in found.graph.items():
             report.add(f"{kind}_missing", len(missing), f"{len(missing)} {kind} missing in Kuzu")
             report.add(f"{kind}_orphaned", len(extra), f"{len(extra)} {kind} in Kuzu only")
-            report.add(f"{kind}_differ", differ, f"{differ} {kind} differ from the record's")
-        unsupported = sum(1 for e in record_edges.values()
-                          if not set(e.memory_ids) <= in_record or not e.memory_ids)
+            report.add(f"{kind}_differ", len(differ),
+                       f"{len(differ)} {kind} differ from the record's")
+        unsupported = sum(1 for e in found.record_edges.values()
+                          if not set(e.memory_ids) <= found.in_record or not e.memory_ids)
         report.add("edges_without_memory", unsupported,
                    f"{unsupported} edges name memories the record does not have")
         return report
 
     def repair(self) -> Report:
-        """Make both engines match the record exactly."""
+        """Make both engines match the record: write what is missing or differs and delete
+        what the record does not have, nothing else (a clean store is not written, and
+        the report is empty)."""
+        found = self._differences()
         report = Report()
-        report.add("vectors_written", self.sync_all_vectors())
-        report.add("graph_rows_written", self.rebuild_graph())
+        epoch = self._epochs()[0]
+        rewrite = sorted(found.vectors_missing | found.vectors_differ)
+        self._vectors.delete(sorted(found.vectors_orphaned))
+        for records, vectors in self._catalog.rows_with_vectors(ids=rewrite):
+            self._vectors.upsert(records, vectors)
+        if rewrite or found.vectors_orphaned or self._vectors.marker() != (self.store_id,
+                                                                           epoch):
+            self.flush()
+        report.add("vectors_written", len(rewrite))
+        report.add("vectors_deleted", len(found.vectors_orphaned))
+        (new_entities, extra_entities, changed_entities) = found.graph["entities"]
+        (new_edges, extra_edges, changed_edges) = found.graph["edges"]
+        written = [*new_entities.values(), *changed_entities.values()]
+        edges = [*new_edges.values(), *changed_edges.values()]
+        if written or edges or extra_entities or extra_edges or (
+                self._graph.marker() != (self.store_id, epoch)):
+            # A changed edge is dropped first: MERGE by id between other ends would add a
+            # second edge with that id, not move the first.
+            self._graph.restore(entities=written, edges=edges,
+                                drop_edge_ids=sorted(extra_edges | set(changed_edges)),
+                                drop_entity_ids=sorted(extra_entities),
+                                store_id=self.store_id, epoch=epoch)
+        report.add("graph_rows_written", len(written) + len(edges))
+        report.add("graph_rows_deleted", len(extra_entities) + len(extra_edges))
         return report
 
     def rebuild_record(self) -> Report:
@@ -443,6 +498,19 @@ class Projections:
                    f"took back {len(entities)} entities and {len(edges)} edges from Kuzu")
         report.found.update(self.repair().found)
         return report
+
+
+@dataclass
+class _Differences:
+    """How the engines differ from the record, by id."""
+
+    vectors_missing: set[str]
+    vectors_orphaned: set[str]
+    vectors_differ: set[str]
+    in_record: set[str]
+    record_edges: dict[str, EdgeRecord]
+    # kind -> (in the record only: id -> row, in Kuzu only: ids, differing: id -> row)
+    graph: dict[str, tuple[dict, set[str], dict]] = field(default_factory=dict)
 
 
 def _record_from_milvus(row: dict, inferred: bool) -> MemoryRecord:

@@ -279,6 +279,19 @@ class Database:
                 [(k, str(v)) for k, v in values.items()],
             )
 
+    def delete_meta(self, *keys: str) -> None:
+        """Remove meta values (inside the caller's transaction when there is one)."""
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+
+    def holds_nothing(self) -> bool:
+        """Whether no memory, graph row, operation or epoch was ever written here."""
+        rows = self.read(
+            "SELECT EXISTS (SELECT 1 FROM memories) OR EXISTS (SELECT 1 FROM entities) "
+            "OR EXISTS (SELECT 1 FROM ops) OR EXISTS (SELECT 1 FROM meta WHERE key = 'epoch') "
+            "AS used")
+        return not rows[0]["used"]
+
     def close(self) -> None:
         """Checkpoint the WAL into the main file (a clean close leaves no -wal behind),
         then close."""
@@ -286,6 +299,20 @@ class Database:
             with suppress(sqlite3.Error):  # the WAL stays; SQLite replays it on open
                 self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.close()
+
+
+def read_meta(path: Path, key: str) -> str | None:
+    """One meta value of a record, read without changing the file (None when the file
+    cannot be read as a record)."""
+    try:
+        conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
 
 
 def _describe(exc: sqlite3.Error, path: Path, what: str) -> str:

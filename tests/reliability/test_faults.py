@@ -56,6 +56,8 @@ def _config(tmp: Path, **parts: str) -> Path:
                "flush_every": 16, **({"url": parts["milvus"]} if "milvus" in parts else {})}}}
     if "kuzu" in parts:
         raw["graph_store"] = {"provider": "kuzu", "config": {"db": parts["kuzu"]}}
+        # A record follows its graph; this case puts the graph alone on the small disk.
+        raw["history_db_path"] = str(tmp / "data" / "hybridmem.sqlite")
     if "sqlite" in parts:
         raw["history_db_path"] = parts["sqlite"]
     if "data" in parts:

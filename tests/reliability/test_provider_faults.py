@@ -3,7 +3,12 @@ error, nothing half-written, and the input finished later by `retry_pending()`."
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +124,85 @@ def test_a_damaged_local_model_file_is_refused_by_its_checksum(damage, tmp_path,
             local._load()
     finally:
         local._load.cache_clear()
+
+
+# ---------------------------------------------------------------- replays against a dead provider
+
+STATEMENTS = ["I climb", "I row", "I fence", "I sail"]
+
+
+def _down(body: dict) -> Reply:
+    return Reply(status=500, body={"error": {"message": "down"}})
+
+
+def _up(body: dict) -> Reply:
+    """Each statement extracted as its own one fact."""
+    said = next(s for s in STATEMENTS if s in body["messages"][-1]["content"])
+    return tool_reply({"facts": [{"text": said, "relations": []}]})
+
+
+def test_a_dead_provider_holds_an_open_up_for_one_pending_add_not_each(fake_openai, tmp_path):
+    """The replay at open stops at the first provider failure: 4 pending adds and a dead
+    LLM cost one add's tries (2 requests), not 4 x 2 (5 adds took 15.8 s at 3 retries)."""
+    fake_openai.chat_handler = _down
+    config = llm_config(fake_openai, tmp_path, max_retries=1)
+    with Memory.from_config(config) as memory:
+        for statement in STATEMENTS:
+            with pytest.raises(LLMError):
+                memory.add(statement, user_id="u")
+    before = len(fake_openai.chat_requests())
+    with Memory.from_config(config) as memory:
+        assert memory.recovered == {"finished": 0, "pending": 4}
+        assert len(fake_openai.chat_requests()) - before == 2
+        assert len(memory.pending()) == 4
+        fake_openai.chat_handler = _up
+        assert memory.retry_pending() == {"finished": 4, "pending": 0}
+        assert sorted(r["memory"] for r in memory.get_all(user_id="u")["results"]) == sorted(
+            STATEMENTS)
+
+
+def test_the_same_add_failing_again_waits_once(fake_openai, tmp_path):
+    """A script run three times against a dead LLM journals its add once per scope, and
+    it is applied once (five copies were each replayed, each retried)."""
+    fake_openai.chat_handler = _down
+    config = llm_config(fake_openai, tmp_path, max_retries=1)
+    for run in range(3):
+        with Memory.from_config(config) as memory:
+            with pytest.raises(LLMError) as info:
+                memory.add("I climb", user_id="u")
+            assert [op["kind"] for op in memory.pending()] == ["add"]
+            assert ("kept there once" in "".join(getattr(info.value, "__notes__", []))) == (
+                run > 0)
+    with Memory.from_config(config) as memory:
+        with pytest.raises(LLMError):
+            memory.add("I climb", user_id="v")  # another scope: its own input
+        assert sorted(op["user_id"] for op in memory.pending()) == ["u", "v"]
+    fake_openai.chat_handler = _up
+    before = len(fake_openai.chat_requests())
+    with Memory.from_config(config) as memory:
+        assert memory.recovered == {"finished": 2, "pending": 0}
+        assert len(fake_openai.chat_requests()) - before == 2
+        assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["I climb"]
+
+
+def test_copies_of_one_input_left_in_the_journal_are_applied_once_and_said(fake_openai,
+                                                                          tmp_path):
+    """Copies a crash left (each process killed right after journaling its add, before
+    its failure could be folded into the waiting one) are dropped at open, and counted."""
+    fake_openai.chat_handler = _down
+    config = llm_config(fake_openai, tmp_path, max_retries=1)
+    script = ("import json, sys\nfrom hybridmem import Memory\n"
+              "with Memory.from_config(json.loads(sys.argv[1])) as m:\n"
+              "    m.add('I climb', user_id='u')\n")
+    for _ in range(2):  # (each open drops the copies already there)
+        child = subprocess.run([sys.executable, "-c", script, json.dumps(config)],
+                               env={**os.environ, "HYBRIDMEM_FAILPOINT": "journal.received:1"},
+                               capture_output=True, timeout=300)
+        assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    fake_openai.chat_handler = _up
+    before = len(fake_openai.chat_requests())
+    with Memory.from_config(config) as memory:
+        assert memory.recovered == {"finished": 1, "pending": 0, "repeated_dropped": 1}
+        assert len(fake_openai.chat_requests()) - before == 1
+        [stored] = memory.get_all(user_id="u")["results"]
+        assert [h["event"] for h in memory.history(stored["id"])] == ["ADD"]
