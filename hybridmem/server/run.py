@@ -128,6 +128,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another "
                           "`hybridmem serve` there? --port picks another port)") from None
+    # Listening now, before the URL is printed: a client that connects while the app
+    # starts waits in the backlog instead of being refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
