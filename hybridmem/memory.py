@@ -627,10 +627,6 @@ class Memory:
         if not self._gate.close(CLOSE_WAIT_SECONDS):
             log.warning("calls were still running after %.0f s; closing anyway",
                         CLOSE_WAIT_SECONDS)
-        try:
-            self._writer.undo_raised()
-        except Exception as exc:  # noqa: BLE001 - closing goes on; the next open settles it
-            log.warning("could not undo a failed operation before closing: %s", exc)
         self._finalizer()  # a finalizer runs once; the exit hook then finds it dead
 
 

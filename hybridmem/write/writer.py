@@ -12,8 +12,9 @@ reached Milvus or Kuzu is undone by writing the touched ids again from the recor
 update or delete that raised is then `failed` and never replayed; an add keeps its input
 (and its extraction, so no model is asked twice) and is planned again, against the state
 of that moment, by `retry_pending()` or the next open. A plan whose process died while
-applying it is finished on the next open, before anything else is written. At most one
-plan is ever in flight, so no plan is applied over writes that came after it.
+applying it is undone the same way on the next open, before anything else is written
+(an add then replays from its input). At most one plan is ever in flight, so no plan is
+applied over writes that came after it.
 """
 
 from __future__ import annotations
@@ -106,9 +107,6 @@ class Writer:
         # another thread must not replay them beside their own call.
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
-        # Plans whose call raised in this process: undone, never finished, even when the
-        # record could not note the failure (a full disk refuses that write too).
-        self._raised: set[str] = set()
 
     @contextmanager
     def journaled(self, kind: str, scope: Scope | None, payload: dict[str, Any],
@@ -355,9 +353,29 @@ class Writer:
         try:
             self.apply(plan)
         except Exception as exc:
-            self._raised.add(plan.op_id)  # its caller is told it failed: never finish it
+            if self._landed(plan):
+                return
             self._undo(plan, exc)
             raise
+
+    def _landed(self, plan: WritePlan) -> bool:
+        """Whether the record holds `plan` although applying it raised: on a full disk
+        SQLite can report a COMMIT as failed that it made durable (the WAL had the commit
+        frame; what failed came after), and undoing it then would tell the caller "failed"
+        for a write that is in the record. Then the call succeeded: only the in-process
+        views, which apply() updates after the commit, are dropped (they load again)."""
+        try:
+            landed = self._journal.status(plan.op_id) == "done"
+        except HybridMemError:
+            return False
+        if landed:
+            log.warning("operation %s was committed although the commit reported an error; "
+                        "it stands", plan.op_id)
+            self._snapshots.clear()
+            self._lexical.clear()
+            if self._index is not None:
+                self._index.clear()
+        return landed
 
     def apply(self, plan: WritePlan) -> None:
         """Apply a journaled plan to Milvus, Kuzu, then the record."""
@@ -410,10 +428,9 @@ class Writer:
             self._lexical.clear()
             if self._index is not None:
                 self._index.clear()
-        error = error or self._journal.error(plan.op_id) or "failed"
+        error = error or self._journal.error(plan.op_id) or "interrupted before its commit"
         status = self._status_after(plan.op_id, plan.kind, exc)
         self._journal.fail(plan.op_id, error, status)
-        self._raised.discard(plan.op_id)
         if status == "received" and exc is not None:
             self._fold(plan.op_id, exc)
         return True
@@ -445,30 +462,19 @@ class Writer:
         op = self._journal.planned()
         if op is None or op.plan is None:
             return
-        self._vectors.ensure_open()  # opened and checked before the plan is finished or undone
-        if op.error is None and op.id not in self._raised:
-            # the process died while applying it: finish it
-            try:
-                self.apply(op.plan)
-                return
-            except Exception as exc:  # noqa: BLE001 - undone below
-                finished = self._undo(op.plan, exc)
-        else:  # its call raised, and undoing it did not finish then
-            finished = self._undo(op.plan, None)
+        self._vectors.ensure_open()  # opened and checked before the plan is undone
+        # A plan in flight is undone, never finished: its call raised (even when a full
+        # disk refused the write that notes it) or its process died before the commit;
+        # either way no caller was told it was done. An add goes back to its journaled
+        # input and is replayed; an update or delete is dropped. (Finishing such a plan
+        # deleted a memory whose delete had raised, in test_disk_full[sqlite].)
+        finished = self._undo(op.plan, None)
         if not finished:
             raise StoreError(
                 f"an earlier operation ({op.kind} {op.id}) failed and cannot be undone yet: "
                 f"{self._journal.error(op.id)}; nothing new was written. Fix the cause (e.g. "
                 "free disk space) and retry"
             )
-
-    def undo_raised(self) -> None:
-        """Undo the plan in flight if its call raised in this process (before closing: the
-        next process would take it for one a crash interrupted, and finish it)."""
-        with self.lock:
-            op = self._journal.planned()
-            if op is not None and op.plan is not None and op.id in self._raised:
-                self._undo(op.plan, None)
 
     def recover(self) -> dict[str, int]:
         """Finish the plan in flight, then replay journaled adds (oldest first), each
