@@ -62,7 +62,7 @@ class EmbedderConfig(_Strict):
     base_url: str | None = None
     timeout: float = 60.0
     max_retries: int = Field(default=3, ge=0, le=10)
-    batch_size: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=16, gt=0)  # local: sorted batches of 16 measure best
 
 
 class VectorStoreConfig(_Strict):
