@@ -177,14 +177,19 @@ class Writer:
         new_ids: set[str] = set()
         results: list[dict[str, Any]] = []
         first_of_hash: dict[str, str] = {}
+        reported: set[str] = set()
         window = self._config.search.context_memories
         recent = self._catalog.latest_texts(scope, window) if window else []
         for i, text in enumerate(texts):
             h = hashes[i]
             known = existing.get(h) or first_of_hash.get(h) or near.get(i)
             if known is not None:
+                # Later copies of this text have no vector of their own (only the first
+                # of a hash is embedded): they resolve to the memory the first one did.
+                first_of_hash[h] = known
                 memory_ids.append(known)
-                if known not in new_ids:
+                if known not in new_ids and known not in reported:  # each memory once
+                    reported.add(known)
                     results.append({"id": known, "memory": text, "event": "NONE"})
                 continue
             record = MemoryRecord(
