@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -85,3 +87,64 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines.append("-+-".join("-" * w for w in widths))
     lines += [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
+
+
+class Timed:
+    """Wall and process-CPU seconds of a block (`with Timed() as t: ...; t.wall, t.cpu`).
+
+    The CPU figure counts every thread of this process (onnxruntime's, Milvus Lite's
+    server), so on a shared machine the ratio of two blocks' CPU seconds stays put where
+    their wall-clock ratio swings with the other processes' load.
+    """
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __enter__(self) -> Timed:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+
+class BesideEmbedder:
+    """Adds measured beside the embedder alone on the same texts, in the same run: the
+    embedder's own throughput is the ceiling a bulk add can reach (issue 25's target:
+    infer=False >= 85 % of it, infer=True with the rules extractor >= 70 %)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.last_add = 0.0  # wall seconds of the last measured add
+        self.add = [0.0, 0.0]
+        self.embed = [0.0, 0.0]
+
+    def measure(self, add: Callable[[], object], embed: Callable[[], object],
+                rows: int) -> None:
+        """Run `add` (storing `rows` texts), then `embed` of the same texts alone."""
+        with Timed() as a:
+            add()
+        with Timed() as e:
+            embed()
+        self.rows += rows
+        self.last_add = a.wall
+        self.add = [self.add[0] + a.wall, self.add[1] + a.cpu]
+        self.embed = [self.embed[0] + e.wall, self.embed[1] + e.cpu]
+
+    def summary(self) -> dict[str, float]:
+        """memories/s, embedder texts/s, and the add/embedder ratios (wall and CPU)."""
+        if not self.rows:
+            return {}
+        return {"add_per_s": self.rows / self.add[0], "embed_per_s": self.rows / self.embed[0],
+                "wall_ratio": self.embed[0] / self.add[0],
+                "cpu_ratio": self.embed[1] / self.add[1]}
+
+    def line(self) -> str:
+        """One printable line of `summary()`."""
+        s = self.summary()
+        if not s:
+            return "no adds measured beside the embedder"
+        return (f"{s['add_per_s']:.0f} memories/s beside the embedder's {s['embed_per_s']:.0f} "
+                f"texts/s on the same {self.rows:,} texts: {s['wall_ratio']:.0%} of it by "
+                f"wall clock, {s['cpu_ratio']:.0%} by process CPU time")

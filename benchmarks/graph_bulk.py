@@ -6,8 +6,12 @@ With `--new-people`, every statement names a person not seen before, so the scop
 entity count grows with the adds; add p50 is then printed per tenth of the run, to show
 whether an add slows down as the graph grows (entity resolution must not be quadratic).
 
+Then the first `--bulk-count` statements are added again, to another user, as lists of 500
+(one `add` each), and each list's add is followed by the embedder alone on its texts: the
+bulk add's throughput beside its ceiling, from the same run.
+
 Run: `python benchmarks/graph_bulk.py [--count 10000] [--embedder local|hash] [--new-people]
-[--search-every N]`.
+[--search-every N] [--bulk-count N]`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (  # noqa: E402
+    BesideEmbedder,
     made_up_names,
     percentiles,
     synthetic_statements,
@@ -40,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="after every Nth add, time a search about the person it "
                              "named (what an agent does next; the first search after a "
                              "write must not rebuild the scope's graph views)")
+    parser.add_argument("--bulk-count", type=int, default=2000, metavar="N",
+                        help="statements added again as lists of 500, beside the embedder")
     args = parser.parse_args(argv)
     names = made_up_names(args.count, seed=5) if args.new_people else None
     statements = synthetic_statements(args.count, seed=3, names=names)
@@ -69,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
                                     percentiles(recent) if recent else None))
             seconds = time.perf_counter() - start
             stats = memory.stats()
+            # The same statements again as message lists (another user, so nothing is a
+            # duplicate), each list's add followed by the embedder alone on its texts.
+            beside = BesideEmbedder()
+            embedder = memory.engines.embedder
+            listed = statements[: args.bulk_count]
+            for start in range(0, len(listed), 500):
+                chunk = listed[start : start + 500]
+                beside.measure(lambda c=chunk: memory.add(c, user_id="bulk-lists"),
+                               lambda c=chunk: embedder.embed(c), len(chunk))
     p50, p95 = percentiles(per_add)
     print(f"{args.count:,} adds (infer=True, rules extractor, {args.embedder} embedder), "
           "one statement each")
@@ -79,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{ended:,}", f"{p50:.1f} / {p95:.1f}", f"{stats['entities']:,}",
           f"{stats['relations']:,}"]],
     ))
+    print(f"\nadd of message lists (500 statements each, infer=True, rules): "
+          f"{beside.line()}")
     print("\nadd p50 / p95 per tenth of the run, with the scope's entities at its end")
     header = ["adds", "entities", "add p50 / p95 ms"]
     if args.search_every:

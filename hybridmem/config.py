@@ -62,7 +62,7 @@ class EmbedderConfig(_Strict):
     base_url: str | None = None
     timeout: float = 60.0
     max_retries: int = Field(default=3, ge=0, le=10)
-    batch_size: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=16, gt=0)  # local: sorted batches of 16 measure best
 
 
 class VectorStoreConfig(_Strict):
@@ -79,14 +79,29 @@ class VectorStoreConfig(_Strict):
     # 0.43 recall@10 in NOTES-engines.md). Large server deployments may pick HNSW/AUTOINDEX.
     index_type: Literal["FLAT", "HNSW", "AUTOINDEX", "IVF_FLAT"] = "FLAT"
     # Rows written since the last flush are brute-forced in Python by Milvus Lite on every
-    # search (~30 µs each); flushing every N rows bounds that cost.
-    flush_every: int = Field(default=256, ge=1)
+    # search (~30 µs each); flushing every N rows bounds that cost. None: 256 when Milvus
+    # is searched, 4,096 when searches run in process (Milvus is then only the durable
+    # projection: a flush cost 0.1-0.2 s, 0.5-0.8 ms per row at 256, most of a bulk add's
+    # time beside the embedder; rows not yet flushed are written again from the record at
+    # the next open, see stores/projection.py).
+    flush_every: int | None = Field(default=None, ge=1)
     # Search the record's vectors in process (exact) instead of asking Milvus; None: yes
     # for Milvus Lite (an in-process Python engine), no for a server.
     search_in_process: bool | None = None
     # Memory the in-process search may hold (least recently searched scopes go first):
     # 384-d float32 vectors take 1.5 KiB each, 150 MiB per 100k memories.
     in_process_budget_mb: int = Field(default=1024, ge=1)
+
+    def searched_in_process(self, lite: bool) -> bool:
+        """Whether searches read the record's vectors in process (`lite`: the collection
+        is a Milvus Lite directory) rather than Milvus."""
+        return lite if self.search_in_process is None else self.search_in_process
+
+    def flush_rows(self, lite: bool) -> int:
+        """Rows written to Milvus between two flushes."""
+        if self.flush_every is not None:
+            return self.flush_every
+        return 4096 if self.searched_in_process(lite) else 256
 
     @field_validator("embedding_model_dims", mode="before")
     @classmethod

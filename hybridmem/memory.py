@@ -156,9 +156,7 @@ class Memory:
         self._catalog, self._journal = stores.catalog, stores.journal
         self._vectors, self._graph = stores.vectors, stores.graph
         self._snapshots = GraphSnapshots(self._graph)
-        in_process = config.vector_store.search_in_process
-        if in_process is None:
-            in_process = stores.paths.milvus_lite
+        in_process = config.vector_store.searched_in_process(stores.paths.milvus_lite)
         self._index = VectorIndex(
             self._catalog.scope_vectors, embedder.dims,
             config.vector_store.in_process_budget_mb * 2**20) if in_process else None

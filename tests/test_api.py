@@ -98,6 +98,23 @@ def test_infer_false_stores_verbatim_and_dedups_exact_hash(shared_memory, uid):
     assert roles["Try Luigi's on 5th."] == "assistant"
 
 
+def test_a_fact_said_twice_that_nearly_repeats_a_memory_is_one_memory(shared_memory, uid):
+    # The same sentence twice in one add, near-identical (cosine >= dedup_threshold, not
+    # the same hash: the case differs) to a memory already stored, raised KeyError: the
+    # second copy had no vector, the first having been matched to the stored memory.
+    [stored] = shared_memory.add("My sister Ana lives in Porto.", user_id=uid)["results"]
+    again = shared_memory.add(["my sister Ana lives in Porto.", "my sister Ana lives in Porto."],
+                              user_id=uid)
+    assert [r["id"] for r in again["results"]] == [stored["id"]]
+    assert [r["event"] for r in again["results"]] == ["NONE"]
+    assert [m["id"] for m in shared_memory.get_all(user_id=uid)["results"]] == [stored["id"]]
+    # A new fact twice beside a near-duplicate one: one new memory, stored once.
+    mixed = shared_memory.add(["my sister Ana lives in Porto.", "I enjoy sailing.",
+                               "I enjoy sailing."], user_id=uid)
+    assert sorted(r["event"] for r in mixed["results"]) == ["ADD", "NONE"]
+    assert len(shared_memory.get_all(user_id=uid)["results"]) == 2
+
+
 def test_infer_true_offline_stores_statements_not_questions(shared_memory, uid):
     result = shared_memory.add(
         [{"role": "user", "content": "Hi! I live in Porto. What's the weather like?"},

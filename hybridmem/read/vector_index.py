@@ -148,6 +148,39 @@ class VectorIndex(CachedScopes[_ScopeVectors]):
             top = top[np.argsort(-scores[top], kind="stable")]
             return [(vectors.ids[i], float(scores[i])) for i in top if scores[i] > -np.inf]
 
+    def search_exact(self, queries: np.ndarray, scope: Scope, limit: int
+                     ) -> list[list[tuple[str, float]]]:
+        """`search(q, scope, limit, exact=True)` for each row of `queries`, as one matrix
+        product per chunk of queries: an add asks it for every new fact (near
+        duplicates), and one call per fact cost 0.8 ms each, most of a bulk add's time
+        beside the embedder (2,404 facts of 1,000 LoCoMo turns: 1.96 s)."""
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self._dims)
+        with self._cache.lock:
+            vectors = self._cache.get(scope)
+            n = len(vectors.ids)
+            if n == 0 or limit <= 0:
+                return [[] for _ in range(len(queries))]
+            row = scope.as_row()
+            code = vectors.scopes.code_of.get((row["user_id"], row["agent_id"], row["run_id"]))
+            keep = vectors.scopes.of_row[:n] == (-1 if code is None else code)
+            if not keep.any():
+                return [[] for _ in range(len(queries))]
+            drop = ~keep if not keep.all() else None
+            k = min(limit, n)
+            out: list[list[tuple[str, float]]] = []
+            # ~16 MB of scores per product, whatever the scope's size
+            step = max(1, (4 << 20) // n)
+            for start in range(0, len(queries), step):
+                scores = queries[start : start + step] @ vectors.matrix[:n].T
+                if drop is not None:
+                    scores[:, drop] = -np.inf
+                top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                for q, picked in enumerate(top):
+                    picked = picked[np.argsort(-scores[q, picked], kind="stable")]
+                    out.append([(vectors.ids[i], float(scores[q, i])) for i in picked
+                                if scores[q, i] > -np.inf])
+            return out
+
     def _loaded(self, scope: Scope) -> _ScopeVectors:
         ids, matrix, metadata, exact = self._load(scope)
         return _ScopeVectors(ids=ids, matrix=matrix.reshape(-1, self._dims),

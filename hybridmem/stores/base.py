@@ -28,8 +28,9 @@ class VectorStore(Protocol):
     def marker(self) -> tuple[str, int] | None:
         """(store id, epoch) of the last flushed write, or None for an empty engine."""
 
-    def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None:
-        """Insert or replace rows."""
+    def upsert(self, records: list[MemoryRecord], vectors: np.ndarray, *,
+               new: bool = False) -> None:
+        """Insert or replace rows; `new`: ids the engine never held (plain inserts)."""
 
     def delete(self, ids: list[str]) -> None:
         """Delete rows by id (unknown ids are ignored)."""

@@ -64,6 +64,7 @@ class MilvusVectorStore:
         self.uri = uri
         self._lite_path = uri if lite else None
         self.unflushed = 0
+        self.flush_every = config.flush_rows(lite)
         # Whether this open made the collection (an open that then fails drops it again,
         # so it binds nothing: see `stores/opened.py`).
         self.created = False
@@ -209,16 +210,24 @@ class MilvusVectorStore:
 
     # ------------------------------------------------------------ writes
 
-    def upsert(self, records: list[MemoryRecord], vectors: np.ndarray) -> None:
-        """Insert or replace rows by id (durable only after the next `flush`)."""
+    def upsert(self, records: list[MemoryRecord], vectors: np.ndarray, *,
+               new: bool = False) -> None:
+        """Insert or replace rows by id (durable only after the next `flush`).
+
+        `new`: ids Milvus never held (a new memory's uuid4), written as plain inserts.
+        Milvus Lite's upsert reads every id back from the memtable and each segment
+        first, a cost that grows with the segments: 0.54 ms a row in a bulk add of
+        LoCoMo turns (2,400 facts), most of the time it spent beside the embedder.
+        """
         if not records:
             return
         groups: dict[str, list[dict[str, Any]]] = {}
         for r, vec in zip(records, vectors, strict=True):
             groups.setdefault(_row_partition(r.user_id, r.agent_id, r.run_id), []).append(
                 _row(r, vec))
+        write = self._client.insert if new else self._client.upsert
         for partition, rows in groups.items():
-            self._call("upsert", self._client.upsert, self.collection, rows,
+            self._call("insert" if new else "upsert", write, self.collection, rows,
                        partition_name=partition)
         self._wrote(len(records))
 
@@ -238,7 +247,7 @@ class MilvusVectorStore:
     @property
     def flush_due(self) -> bool:
         """Whether enough rows were written since the last flush to seal them."""
-        return self.unflushed >= self.config.flush_every
+        return self.unflushed >= self.flush_every
 
     def flush(self, store_id: str, epoch: int) -> None:
         """Make every write so far durable, and mark the collection as `store_id`'s, durable
@@ -485,7 +494,9 @@ def _row(r: MemoryRecord, vector: np.ndarray) -> dict[str, Any]:
     """The Milvus row of one memory."""
     return {
         "id": r.id,
-        "vector": [float(x) for x in vector],
+        # A float32 array, not a list of floats: pymilvus packs it as one buffer (Milvus
+        # Lite upsert 0.115 ms/row against 0.28 with a list, 256-row batches).
+        "vector": np.ascontiguousarray(vector, dtype=np.float32),
         "user_id": r.user_id,
         "agent_id": r.agent_id,
         "run_id": r.run_id,

@@ -177,14 +177,19 @@ class Writer:
         new_ids: set[str] = set()
         results: list[dict[str, Any]] = []
         first_of_hash: dict[str, str] = {}
+        reported: set[str] = set()
         window = self._config.search.context_memories
         recent = self._catalog.latest_texts(scope, window) if window else []
         for i, text in enumerate(texts):
             h = hashes[i]
             known = existing.get(h) or first_of_hash.get(h) or near.get(i)
             if known is not None:
+                # Later copies of this text have no vector of their own (only the first
+                # of a hash is embedded): they resolve to the memory the first one did.
+                first_of_hash[h] = known
                 memory_ids.append(known)
-                if known not in new_ids:
+                if known not in new_ids and known not in reported:  # each memory once
+                    reported.add(known)
                     results.append({"id": known, "memory": text, "event": "NONE"})
                 continue
             record = MemoryRecord(
@@ -219,7 +224,7 @@ class Writer:
             return {}, []
         order = list(vectors)
         if self._index is not None:
-            hits = [self._index.search(vectors[i], scope, 3, exact=True) for i in order]
+            hits = self._index.search_exact(np.vstack([vectors[i] for i in order]), scope, 3)
         else:
             hits = self._vectors.search(np.vstack([vectors[i] for i in order]), scope, 3)
         floor = min(self._config.dedup_threshold, self._config.conflict_candidate_threshold)
@@ -385,7 +390,13 @@ class Writer:
         records = [w.record for w in plan.memories]
         vectors = (np.vstack([unpack_vector(w.vector) for w in plan.memories])
                    if records else None)
-        self._vectors.upsert(records, vectors)
+        # An add's memories have ids planned just now (uuid4): inserted, not upserted (a
+        # plan is applied once; one that failed part-way is undone by id from the record).
+        new = [plan.kind == "add" and w.event == "ADD" for w in plan.memories]
+        if all(new) and records:
+            self._vectors.upsert(records, vectors, new=True)
+        elif records:
+            self._vectors.upsert(records, vectors)
         self._vectors.delete(plan.delete_memory_ids)
         checkpoint("milvus.written")
         self._graph.apply(plan, self._projections.store_id)

@@ -20,6 +20,12 @@ from hybridmem.providers.embed.base import l2_normalise
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MAX_TOKENS = 256
 DIMS = 384
+# Sorted batches of 16 measured best on LoCoMo turns, 2 cores: 345 texts/s against 327 at
+# 64 on a quiet machine (input order at 64: 139). Under load (2 other engineers), same
+# run: sorted 16 130-147/s, 8 141, 32 108-121, 64 79-105; input order 64 34-43.
+BATCH_SIZE = 16
+# Texts tokenised per call: bounds the padded id matrix of a large import (1,024 x 256).
+_TOKENISE_CHUNK = 1024
 
 
 class LocalEmbedder:
@@ -28,7 +34,7 @@ class LocalEmbedder:
     dims = DIMS
     name = "local:all-MiniLM-L6-v2"
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = BATCH_SIZE) -> None:
         # Loading takes ~0.5 s (sha256 of the model, then onnxruntime's session, which
         # releases the GIL): it runs beside the stores' opening, and the first embed waits.
         self._loaded = _Loading()
@@ -44,20 +50,47 @@ class LocalEmbedder:
         return self._loaded.result()[1]
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Embed `texts` (one logical call; run in sub-batches of `batch_size`)."""
+        """Embed `texts` (one logical call): rows come back in the order of `texts`.
+
+        The texts are tokenised once, sorted by token count and run in sub-batches of
+        `batch_size`, each padded only to its own longest text. The model's cost is its
+        padded length, so input-order batches of 64 paid for the longest turn in every
+        batch: on LoCoMo turns (31.7 tokens mean, 107 max) 139 texts/s in input order at
+        64, 327 sorted at 64, 345 sorted at 16 (2 cores). A row's vector does not depend
+        on its batch's padding (the mask hides it): the vectors are bit-identical to
+        input-order batches (tests/test_embed.py).
+        """
         if not texts:
             return np.zeros((0, DIMS), dtype=np.float32)
-        parts = [
-            self._embed_batch(texts[i : i + self._batch_size])
-            for i in range(0, len(texts), self._batch_size)
-        ]
-        return np.vstack(parts)
+        rows = self._token_rows(texts)
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), DIMS), dtype=np.float32)
+        for start in range(0, len(order), self._batch_size):
+            picked = order[start : start + self._batch_size]
+            out[picked] = self._run(
+                [rows[i] for i in picked], int(lengths[picked].max()))
+        return out
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        with self._lock:  # the tokenizer's padding state is shared
-            encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _token_rows(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's token ids, unpadded (the tokenizer pads a chunk to its longest)."""
+        rows: list[np.ndarray] = []
+        for start in range(0, len(texts), _TOKENISE_CHUNK):
+            with self._lock:  # the tokenizer's padding state is shared
+                encodings = self._tokenizer.encode_batch(
+                    texts[start : start + _TOKENISE_CHUNK])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            lengths = np.array([e.attention_mask for e in encodings], dtype=np.int64).sum(1)
+            rows.extend(ids[i, : lengths[i]] for i in range(len(encodings)))
+        return rows
+
+    def _run(self, rows: list[np.ndarray], width: int) -> np.ndarray:
+        """One model run over token rows padded to `width`: mean-pooled, L2-normalised."""
+        ids = np.zeros((len(rows), width), dtype=np.int64)  # [PAD] is id 0
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
         hidden = self._session.run(
             None,
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
