@@ -504,3 +504,23 @@ def test_a_model_that_calls_an_instrument_a_job_is_corrected(fake_openai, tmp_pa
         assert current == {("u", "brother", "Oskar"), ("Oskar", "plays", "drums")}
         [cello] = [r for r in relations if r["target"] == "cello"]
         assert cello["reason"].startswith("retracted")
+
+
+def test_a_partner_ends_being_single(fake_openai, tmp_path):
+    """`is single` (how a small model states "I'm single") ends when a partner is stated,
+    by rule: no judge needed, and the rest of the user's relations stay."""
+    fake_openai.chat_handler = answers(
+        {"I'm single": extraction(["I'm single and I live in Rome"],
+                                  [("USER", "is", "single", 0, False),
+                                   ("USER", "lives_in", "Rome", 0, False)]),
+         "I got married to Sam": extraction(["I got married to Sam"],
+                                            [("USER", "married_to", "Sam", 0, False)])},
+    )
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add("I'm single and I live in Rome", user_id="u")
+        memory.add("I got married to Sam", user_id="u")
+        relations = memory.get_all(user_id="u", include_invalid=True)["relations"]
+        assert {(r["relationship"], r["target"]) for r in relations if r["valid"]} == {
+            ("lives_in", "Rome"), ("married_to", "Sam")}
+        [single] = [r for r in relations if r["target"] == "single"]
+        assert single["reason"] == "'married_to' ends being single"

@@ -37,9 +37,10 @@ from hybridmem.vocabulary import is_tie
 # "I also play the piano", "Ben lives in Paris too": one more, not instead.
 _ADDS = re.compile(r"\b(?:also|too|as\s+well|another|second|both|as\s+well\s+as)\b",
                    re.IGNORECASE)
-# Being single, as a model states it (`is single`, `relationship_status single`).
-_SINGLE = {"single", "unmarried", "not married", "not in a relationship", "alone"}
-_PARTNERED = {"married_to", "partner", "wife", "husband", "spouse", "boyfriend",
+# Being single, as a model states it (`is single`, `relationship_status single`), and the
+# relations that end it.
+SINGLE = {"single", "unmarried", "not married", "not in a relationship", "alone"}
+PARTNERED = {"married_to", "partner", "wife", "husband", "spouse", "boyfriend",
               "girlfriend", "fiance", "fiancee", "engaged_to", "dating"}
 
 
@@ -79,8 +80,8 @@ class ConflictRules:
             new.relation, ()
         ):
             return f"opposite polarity: '{new.relation}' replaces '{old.relation}'"
-        if (new.relation in _PARTNERED and old.relation in ("is", "relationship_status", "status")
-                and old.target_name.casefold() in _SINGLE):
+        if (new.relation in PARTNERED and old.relation in ("is", "relationship_status", "status")
+                and old.target_name.casefold() in SINGLE):
             return f"'{new.relation}' ends being {old.target_name}"
         return None
 

@@ -29,7 +29,7 @@ from hybridmem.scope import Scope
 from hybridmem.stores.base import GraphStore
 from hybridmem.text import entity_key, said_text
 from hybridmem.vocabulary import ended_together
-from hybridmem.write.conflicts import ConflictRules, LLMConflictJudge, NewEdge
+from hybridmem.write.conflicts import PARTNERED, ConflictRules, LLMConflictJudge, NewEdge
 from hybridmem.write.resolve import EntityResolver
 
 
@@ -216,7 +216,11 @@ class GraphPlanner:
         same_relation = ([] if self._rules.holds_many(new.relation)
                          else state.graph.edges_at(new.source_id, relation=new.relation))
         same_object = state.graph.edges_at(new.source_id, target_id=new.target_id)
-        out = {e.id: e for e in [*same_relation, *same_object]
+        # A partner ends being single, which is stated under another relation.
+        status = [e for r in ("is", "relationship_status", "status")
+                  for e in state.graph.edges_at(new.source_id, relation=r)
+                  ] if new.relation in PARTNERED else []
+        out = {e.id: e for e in [*same_relation, *same_object, *status]
                if e.id not in fresh and e.id not in state.gone}
         return list(out.values())
 
