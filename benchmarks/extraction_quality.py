@@ -16,13 +16,20 @@ Reports, per extractor:
   scope each); resolved = the first memory is no longer current and no current relation
   rests on it alone (one the second statement says again rests on both); for pairs that
   do not contradict, how often the first was wrongly ended;
-- LLM calls and seconds per add (from the contradiction runs, which go through `add`).
+- LLM calls and seconds per add (from the contradiction runs, which go through `add`);
+- `--collateral`: the collateral set (`collateral_gold.py`), each scenario's statements
+  added one by one for a fresh user: contradictions resolved (every relation labelled to
+  end has ended, and every memory labelled to end is superseded), relations wrongly ended
+  (any relation ended that was not labelled to end), relations kept (labelled to stay and
+  current at the end), LLM calls and seconds per add. `--split dev` (even-indexed, the
+  half to develop on), `held` (odd-indexed, kept aside: score it once, at the end, and
+  say so next to the figure) or `all`; `--scenarios 0,4,6` runs only those indexes.
 
 The LLM runs against an OpenAI-compatible server (default the local Qwen2.5-Coder-1.5B
 of `../shared/llm/local-llm`, 127.0.0.1:8089). Run:
 `python benchmarks/extraction_quality.py [--extractors rules,tools,json_object]
 [--url URL] [--observations 40] [--every K] [--json FILE] [--only-contradictions |
---skip-contradictions]`.
+--skip-contradictions | --collateral [--split dev|held|all] [--scenarios 0,2]]`.
 `--every K` scores every K-th labelled message only (a quicker run on a real model; the
 table says how many were used).
 An answer the model could not make valid (two tries) counts as an empty extraction and
@@ -42,6 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.collateral_gold import DEV, HELD, SCENARIOS  # noqa: E402
 from benchmarks.common import table  # noqa: E402
 from benchmarks.extraction_gold import (  # noqa: E402
     CONTRADICTIONS,
@@ -205,6 +213,119 @@ def contradictions(name: str, url: str) -> dict:
             "llm_calls_per_add": calls / adds, "seconds_per_add": seconds / adds}
 
 
+def _memory_config(name: str, url: str, data_dir: str) -> dict:
+    config: dict = {"data_dir": data_dir}
+    if name != "rules":
+        config["llm"] = {"provider": "openai", "config": {
+            "model": "local", "api_key": "local", "openai_base_url": url, "mode": name,
+            "timeout": 600, "max_retries": 1}}
+    return config
+
+
+def _triples(relations: list[dict], user: str) -> tuple[set[tuple], set[tuple]]:
+    """(current, ended) relations of one user as (subject, class, object) triples; an
+    ended relation that is current again (said again later) is not ended."""
+    me = {entity_key(user)} | {entity_key(r["target"]) for r in relations
+                               if r["relationship"] == "name"}
+
+    def triple(r: dict) -> tuple:
+        def entity(name: str, named: bool = False) -> str:
+            key = entity_key(name)
+            return "USER" if key in me and not named else re.sub(r"^(?:the|a|an)\s+", "", key)
+        relation = canonical(r["source"], r["relationship"], r["target"])[1]
+        return entity(r["source"]), relation, entity(r["target"], relation == "name")
+
+    current = {triple(r) for r in relations if r["valid"]}
+    ended = {triple(r) for r in relations if not r["valid"]} - current
+    return current, ended
+
+
+def _label(t: tuple) -> tuple:
+    return canonical(t[0], t[1], t[2])[:1] + (
+        _CLASS_OF.get(t[1], t[1]), re.sub(r"^(?:the|a|an)\s+", "", entity_key(t[2])))
+
+
+def collateral(name: str, url: str, picked: list[tuple[int, tuple]]) -> dict:
+    """Run collateral scenarios through Memory.add; the figures and each scenario's result."""
+    resolved = changes = wrongly = kept = stay_total = adds = calls = 0
+    seconds = 0.0
+    details = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            Memory.from_config(_memory_config(name, url, tmp)) as memory:
+        chat = memory.engines.chat
+        for n, (index, (statements, end, stay, end_memories)) in enumerate(picked):
+            print(f"{name}: scenario {n + 1}/{len(picked)} (#{index})", file=sys.stderr,
+                  flush=True)
+            user = f"scenario-{index}"
+            firsts: list[str | None] = []
+            failed = False
+            for text in statements:
+                before = chat.calls if chat else 0
+                t0 = time.perf_counter()
+                try:
+                    results = memory.add(text, user_id=user)["results"]
+                except ExtractionError:
+                    FAILED[name] += 1
+                    failed = True
+                    results = []
+                seconds += time.perf_counter() - t0
+                calls += (chat.calls - before) if chat else 0
+                adds += 1
+                firsts.append(results[0]["id"] if results else None)
+            everything = memory.get_all(user_id=user, include_invalid=True)
+            current, ended = _triples(everything["relations"], user)
+            live = {r["id"] for r in everything["results"] if not r.get("superseded_at")}
+            want_end = {_label(t) for t in end}
+            want_stay = {_label(t) for t in stay}
+            ok = None
+            if end or end_memories:
+                changes += 1
+                ok = want_end <= ended and all(
+                    firsts[i] is not None and firsts[i] not in live for i in end_memories)
+                resolved += ok
+            wrong = sorted(ended - want_end)
+            wrongly += len(wrong)
+            kept_here = want_stay & current
+            kept += len(kept_here)
+            stay_total += len(want_stay)
+            details.append({"index": index, "statements": statements, "resolved": ok,
+                            "wrongly_ended": wrong, "missing": sorted(want_stay - current),
+                            "current": sorted(current), "ended": sorted(ended),
+                            "failed": failed})
+            if ok is False or wrong or want_stay - current:
+                print(f"{name}: #{index} {statements}: resolved={ok} wrongly ended={wrong} "
+                      f"not kept={sorted(want_stay - current)} current={sorted(current)}",
+                      file=sys.stderr, flush=True)
+    return {"resolved": resolved, "changes": changes, "wrongly_ended": wrongly, "kept": kept,
+            "stay": stay_total, "llm_calls_per_add": calls / adds if adds else float("nan"),
+            "seconds_per_add": seconds / adds if adds else float("nan"), "details": details}
+
+
+def run_collateral(args: argparse.Namespace) -> int:
+    """The collateral table for the chosen split (or scenarios)."""
+    if args.scenarios:
+        wanted = {int(i) for i in args.scenarios.split(",")}
+        picked = [(i, s) for i, s in enumerate(SCENARIOS) if i in wanted]
+        label = f"scenarios {sorted(wanted)}"
+    else:
+        picked = {"dev": DEV, "held": HELD, "all": list(enumerate(SCENARIOS))}[args.split]
+        label = {"dev": "development half (even-indexed)",
+                 "held": "HELD-ASIDE half (odd-indexed), scored once",
+                 "all": "all scenarios"}[args.split]
+    rows, figures = [], {}
+    for name in args.extractors.split(","):
+        f = figures[name] = collateral(name, args.url, picked)
+        rows.append([name, f"{f['resolved']}/{f['changes']}", str(f["wrongly_ended"]),
+                     f"{f['kept']}/{f['stay']}", f"{f['llm_calls_per_add']:.2f}",
+                     f"{f['seconds_per_add']:.1f}", str(FAILED[name])])
+    print(f"collateral set: {label}, {len(picked)} scenarios")
+    print(table(["extractor", "contradictions resolved", "relations wrongly ended",
+                 "relations kept", "LLM calls/add", "s/add", "failed adds"], rows))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=float))
+    return 0
+
+
 _NOT_RUN = {"resolved": 0, "contradictions": 0, "wrongly_ended": 0, "non_contradictions": 0,
             "llm_calls_per_add": float("nan"), "seconds_per_add": float("nan")}
 
@@ -221,7 +342,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the contradiction pairs through add only")
     parser.add_argument("--skip-contradictions", action="store_true",
                         help="everything but the contradiction pairs")
+    parser.add_argument("--collateral", action="store_true",
+                        help="the collateral set (collateral_gold.py) through add")
+    parser.add_argument("--split", choices=["dev", "held", "all"], default="dev")
+    parser.add_argument("--scenarios", default="",
+                        help="comma-separated collateral scenario indexes to run")
     args = parser.parse_args(argv)
+    if args.collateral:
+        return run_collateral(args)
     if args.only_contradictions:
         rows = []
         for name in args.extractors.split(","):

@@ -138,7 +138,7 @@ class GraphRules(_Strict):
         default_factory=lambda: [
             "name", "age", "lives_in", "works_at", "works_as", "is_from", "born_in",
             "birthday", "married_to", "job_title", "nationality", "email", "phone",
-            "favorite_*",
+            "studies_at", "favorite_*",
         ]
     )
     # Pairs of relations with opposite polarity on the same object.

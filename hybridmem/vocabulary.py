@@ -67,3 +67,42 @@ def subject_type(relation: str) -> str:
     if relation.replace("_", " ") in KINSHIP or relation == "best_friend":
         return "person"
     return "other"
+
+
+#: Instruments: what one plays ("works_as drums", a small model's answer, is "plays drums").
+INSTRUMENTS = frozenset("""
+    cello violin viola piano guitar bass drums flute clarinet saxophone sax trumpet trombone
+    harp ukulele banjo oboe accordion keyboard keyboards harmonica mandolin tuba bassoon
+    organ synthesizer double-bass
+""".split())  # noqa: SIM905 - a word list reads best as text
+
+#: Relations that name a pastime: an ending told of one ("gave up the cello", "I don't
+#: like football anymore") ends whichever of them the subject held with that object.
+ACTIVITY_RELATIONS = frozenset({"plays", "likes", "loves", "enjoys", "does", "practices",
+                                "prefers", "is_into"})
+
+#: Names one tie is stored under: "I broke up with Tom" ends "boyfriend Tom" as well.
+TIE_FAMILIES: dict[str, frozenset[str]] = {
+    "partner": frozenset({"partner", "boyfriend", "girlfriend", "fiance", "fiancee"}),
+    "married_to": frozenset({"married_to", "wife", "husband", "spouse"}),
+}
+
+
+def ended_together(relation: str) -> frozenset[str]:
+    """The relation names a retraction of `relation` ends (itself, its family, and for a
+    pet every `has_*` kind when told as `has_pet`)."""
+    if relation in ACTIVITY_RELATIONS:
+        return ACTIVITY_RELATIONS
+    for family in TIE_FAMILIES.values():
+        if relation in family:
+            return family
+    return frozenset({relation})
+
+
+def is_tie(relation: str) -> bool:
+    """Whether a relation is a tie between people or an identity (kinship, a partner,
+    `name`, `is`): such an edge is judged only when a new statement speaks of that tie."""
+    if relation in ("name", "is", "married_to", "partner", "best_friend"):
+        return True
+    return relation.replace("_", " ") in KINSHIP or any(
+        relation in family for family in TIE_FAMILIES.values())

@@ -381,3 +381,15 @@ def test_graph_signal_keeps_the_edges_with_most_evidence(shared_memory, uid):
     assert len(ranked) == 3
     own = {graph.text(pool.edges[c.id]) for c in ranked[:2]}  # one hop: both of Cleo's
     assert "Cleo lives in Velra1" in own and all("Cleo" in text for text in own)
+
+
+def test_after_a_change_what_holds_now_ranks_first(shared_memory, uid):
+    """The old memory stays current for the brother, but what it says about the cello is
+    out of date: the relation that holds now outranks the relations it lends its match to."""
+    shared_memory.add("My brother Oskar plays the cello.", user_id=uid)
+    shared_memory.add("Oskar gave up the cello and took up the drums.", user_id=uid)
+    [top] = shared_memory.search("What instrument does my brother play now?", user_id=uid,
+                                 limit=1)["results"]
+    assert top["memory"] == "Oskar plays drums"
+    assert {(r, t) for _, r, t in current(shared_memory, user_id=uid)} == {
+        ("brother", "Oskar"), ("plays", "drums")}

@@ -372,3 +372,155 @@ def test_the_models_text_and_names_are_kept_as_answered(fake_openai, tmp_path):
             "My friend Peter is Spider\u2011Man"]
         assert ("Peter", "is", "Spider\u2011Man") in {
             (r["source"], r["relationship"], r["target"]) for r in everything["relations"]}
+
+
+def test_a_verdict_on_an_old_memory_ends_only_the_relations_it_shares(fake_openai, tmp_path):
+    """A judge that calls everything it is shown contradicted: "Oskar plays the drums
+    now" ends `Oskar plays cello` only. The brother is never put to the judge (another
+    relation of Oskar is no tie of the user's), and the first memory stays current for
+    him, its provenance, and searchable."""
+    fake_openai.chat_handler = answers(
+        {"My brother Oskar plays the cello": extraction(
+            ["My brother Oskar plays the cello"],
+            [("USER", "brother", "Oskar", 0, False), ("Oskar", "plays", "cello", 0, False)]),
+         "Oskar plays the drums now": extraction(
+            ["Oskar plays the drums now"], [("Oskar", "plays", "drums", 0, False)])},
+        judge=lambda stored: list(stored),
+    )
+    config = {**llm_config(fake_openai, tmp_path), "conflict_candidate_threshold": 0.01}
+    with Memory.from_config(config) as memory:
+        [old] = memory.add("My brother Oskar plays the cello", user_id="u")["results"]
+        memory.add("Oskar plays the drums now", user_id="u")
+        judged = [b for b in fake_openai.chat_requests()
+                  if b["tools"][0]["function"]["name"] == "judge_conflicts"]
+        assert len(judged) == 1
+        shown = [line for line in judged[0]["messages"][-1]["content"].splitlines()
+                 if line.startswith("[")]
+        assert shown == ["[1] Oskar plays cello"]
+        relations = memory.get_all(user_id="u", include_invalid=True)["relations"]
+        current = {(r["source"], r["relationship"], r["target"]) for r in relations
+                   if r["valid"]}
+        assert current == {("u", "brother", "Oskar"), ("Oskar", "plays", "drums")}
+        [brother] = [r for r in relations if r["relationship"] == "brother"]
+        assert brother["memory_ids"] == [old["id"]]
+        [cello] = [r for r in relations if r["target"] == "cello"]
+        assert not cello["valid"] and cello["reason"].startswith("LLM: contradicted")
+        assert old["id"] in {m["id"] for m in memory.get_all(user_id="u")["results"]}
+        assert [h["event"] for h in memory.history(old["id"])] == ["ADD", "INVALIDATE"]
+        hits = memory.search("Who is my brother?", user_id="u")["results"]
+        assert old["id"] in hits[0]["provenance"]["memory_ids"]
+
+
+def test_a_memory_without_relations_is_judged_whole(fake_openai, tmp_path):
+    """What the graph holds no relation of ("I'm single") can still be ended by the
+    judge, as a memory; the memories that do hold relations are not shown with it."""
+    fake_openai.chat_handler = answers(
+        {"I'm single": extraction(["I'm single"]),
+         "I live in Rome": extraction(["I live in Rome"],
+                                      [("USER", "lives_in", "Rome", 0, False)]),
+         "I got married to Sam": extraction(["I got married to Sam"],
+                                            [("USER", "married_to", "Sam", 0, False)])},
+        judge=lambda stored: list(stored),
+    )
+    config = {**llm_config(fake_openai, tmp_path), "conflict_candidate_threshold": 0.01}
+    with Memory.from_config(config) as memory:
+        memory.add("I live in Rome", user_id="u")
+        before = len(fake_openai.chat_requests())
+        [single] = memory.add("I'm single", user_id="u")["results"]
+        assert len(fake_openai.chat_requests()) - before == 1  # "I live in Rome" not judged
+        memory.add("I got married to Sam", user_id="u")
+        prompt = fake_openai.chat_requests()[-1]["messages"][-1]["content"]
+        assert "I'm single" in prompt and "Rome" not in prompt
+        current = {m["memory"] for m in memory.get_all(user_id="u")["results"]}
+        assert current == {"I live in Rome", "I got married to Sam"}
+        assert single["id"] not in {m["id"] for m in memory.get_all(user_id="u")["results"]}
+
+
+def test_another_tie_to_the_same_person_is_never_judged(fake_openai, tmp_path):
+    """"Lars is also my colleague" beside "my friend Lars": two ties, no judge call."""
+    fake_openai.chat_handler = answers(
+        {"My friend Lars": extraction(["My friend Lars lives in Aarhus"],
+                                      [("USER", "friend", "Lars", 0, False),
+                                       ("Lars", "lives_in", "Aarhus", 0, False)]),
+         "Lars is my colleague": extraction(["Lars is my colleague"],
+                                            [("USER", "colleague", "Lars", 0, False)])},
+        judge=lambda stored: list(stored),
+    )
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add("My friend Lars lives in Aarhus", user_id="u")
+        before = len(fake_openai.chat_requests())
+        memory.add("Lars is my colleague", user_id="u")
+        assert len(fake_openai.chat_requests()) - before == 1  # the extraction only
+        current = {(r["relationship"], r["target"])
+                   for r in memory.get_all(user_id="u")["relations"]}
+        assert current == {("friend", "Lars"), ("lives_in", "Aarhus"), ("colleague", "Lars")}
+
+
+def test_assistant_turns_and_questions_are_never_extracted(fake_openai, tmp_path):
+    """The model is shown the user's statements only: an assistant's restatement never
+    becomes a memory, and a message that only asks costs no call and ends nothing."""
+    fake_openai.chat_handler = answers(
+        {"I have a golden retriever called Biscuit": extraction(
+            ["I have a golden retriever called Biscuit"],
+            [("USER", "has_dog", "Biscuit", 0, False)])},
+        judge=lambda stored: list(stored),
+    )
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add([{"role": "user", "content": "I have a golden retriever called Biscuit."},
+                    {"role": "assistant", "content": "What a lovely dog! How old is he?"}],
+                   user_id="dana")
+        prompt = fake_openai.chat_requests()[-1]["messages"][-1]["content"]
+        assert "lovely" not in prompt and "Assistant" not in prompt
+        before = len(fake_openai.chat_requests())
+        result = memory.add(
+            [{"role": "user", "content": "What is my dog's name, and where do I live?"},
+             {"role": "assistant", "content": "Your dog's name is Biscuit."}],
+            user_id="dana")
+        assert result["results"] == []
+        assert len(fake_openai.chat_requests()) == before
+        assert {(r["relationship"], r["target"]) for r in memory.get_all(
+            user_id="dana")["relations"]} == {("has_dog", "Biscuit")}
+        assert [m["memory"] for m in memory.get_all(user_id="dana")["results"]] == [
+            "I have a golden retriever called Biscuit"]
+
+
+def test_a_model_that_calls_an_instrument_a_job_is_corrected(fake_openai, tmp_path):
+    """`works_as drums` from a small model is `plays drums`; the rules' change of state
+    ends the cello."""
+    fake_openai.chat_handler = answers(
+        {"My brother Oskar plays the cello": extraction(
+            ["My brother Oskar plays the cello"],
+            [("USER", "brother", "Oskar", 0, False), ("Oskar", "plays", "cello", 0, False)]),
+         "Oskar gave up the cello": extraction(
+            ["Oskar gave up the cello and took up the drums"],
+            [("Oskar", "works_as", "drums", 0, False)])},
+    )
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add("My brother Oskar plays the cello.", user_id="u")
+        memory.add("Oskar gave up the cello and took up the drums.", user_id="u")
+        relations = memory.get_all(user_id="u", include_invalid=True)["relations"]
+        current = {(r["source"], r["relationship"], r["target"]) for r in relations
+                   if r["valid"]}
+        assert current == {("u", "brother", "Oskar"), ("Oskar", "plays", "drums")}
+        [cello] = [r for r in relations if r["target"] == "cello"]
+        assert cello["reason"].startswith("retracted")
+
+
+def test_a_partner_ends_being_single(fake_openai, tmp_path):
+    """`is single` (how a small model states "I'm single") ends when a partner is stated,
+    by rule: no judge needed, and the rest of the user's relations stay."""
+    fake_openai.chat_handler = answers(
+        {"I'm single": extraction(["I'm single and I live in Rome"],
+                                  [("USER", "is", "single", 0, False),
+                                   ("USER", "lives_in", "Rome", 0, False)]),
+         "I got married to Sam": extraction(["I got married to Sam"],
+                                            [("USER", "married_to", "Sam", 0, False)])},
+    )
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add("I'm single and I live in Rome", user_id="u")
+        memory.add("I got married to Sam", user_id="u")
+        relations = memory.get_all(user_id="u", include_invalid=True)["relations"]
+        assert {(r["relationship"], r["target"]) for r in relations if r["valid"]} == {
+            ("lives_in", "Rome"), ("married_to", "Sam")}
+        [single] = [r for r in relations if r["target"] == "single"]
+        assert single["reason"] == "'married_to' ends being single"

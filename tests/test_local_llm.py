@@ -126,3 +126,85 @@ def test_the_article_on_a_real_small_model(tmp_path, mode, local_llm):
         assert "Peter" in tops["Who is Spider-Man?"]
         assert "dislike" in tops["Do I like badminton?"]
         assert "dog" in tops["Who has a dog?"]
+
+
+def _llm_memory(tmp_path: Path, mode: str = "tools") -> Memory:
+    return Memory.from_config({"data_dir": str(tmp_path), "llm": {
+        "provider": "openai", "config": {"model": "local", "api_key": "local",
+                                         "openai_base_url": URL, "mode": mode,
+                                         "timeout": 300, "max_retries": 1}}})
+
+
+def _graph(memory: Memory, user: str) -> tuple[set, set]:
+    relations = memory.get_all(user_id=user, include_invalid=True)["relations"]
+    current = {(r["source"], r["relationship"], r["target"]) for r in relations if r["valid"]}
+    ended = {(r["source"], r["relationship"], r["target"])
+             for r in relations if not r["valid"]} - current
+    return current, ended
+
+
+# (statements, relations current after them, relations ended, question, word of its top-1)
+CHANGES = [
+    (["My brother Oskar plays the cello.", "Oskar gave up the cello and took up the drums."],
+     {("u", "brother", "Oskar"), ("Oskar", "plays", "drums")}, {("Oskar", "plays", "cello")},
+     "What instrument does my brother play now?", "drums"),
+    (["My sister Lena lives in Oslo.", "Lena moved to Bergen."],
+     {("u", "sister", "Lena"), ("Lena", "lives_in", "Bergen")}, {("Lena", "lives_in", "Oslo")},
+     "Where does my sister live?", "Bergen"),
+    (["My colleague Bram works at Philips.", "Bram left Philips and now works at ASML."],
+     {("u", "colleague", "Bram"), ("Bram", "works_at", "ASML")},
+     {("Bram", "works_at", "Philips")}, "Where does Bram work?", "ASML"),
+    (["I have a cat named Miso and I live in Leeds.", "I don't have any pets anymore."],
+     {("u", "lives_in", "Leeds")}, {("u", "has_cat", "Miso")}, "Where do I live?", "Leeds"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("statements", "current", "ended", "question", "answer"), CHANGES,
+                         ids=["instrument", "sister-moves", "colleague-employer", "no-pets"])
+def test_a_change_ends_only_what_it_changes(tmp_path, local_llm, statements, current, ended,
+                                            question, answer):
+    """On the real small model: the relation a change speaks of ends, the others of the
+    same memory (the brother, the colleague, the home) stay current, and the top answer
+    states what holds now."""
+    if not local_llm:
+        pytest.skip(f"no local model at {URL} (run ../shared/llm/local-llm start; .ci/run does)")
+    with _llm_memory(tmp_path) as memory:
+        for text in statements:
+            memory.add(text, user_id="u")
+        now, gone = _graph(memory, "u")
+        assert current <= now, (now, gone)
+        assert ended <= gone, (now, gone)
+        [top] = memory.search(question, user_id="u", limit=1)["results"]
+        assert answer in top["memory"], top
+
+
+@pytest.mark.slow
+def test_the_dana_conversation_on_langgraph(tmp_path, local_llm):
+    """The seed's Practice 1 chatbot with the local model as chat model and extractor:
+    the assistant's answers are never stored, and a question, a restatement and a joke
+    end nothing (the judge once ended `has_dog Biscuit` on "Your dog's name is Biscuit")."""
+    if not local_llm:
+        pytest.skip(f"no local model at {URL} (run ../shared/llm/local-llm start; .ci/run does)")
+    pytest.importorskip("langgraph", reason="needs the [langgraph] extra")
+    from langchain_openai import ChatOpenAI
+
+    from hybridmem.integrations.langgraph import build_chat_graph
+
+    llm = ChatOpenAI(model="local", api_key="local", base_url=URL, temperature=0,
+                     max_tokens=60, timeout=300, max_retries=1)
+    with _llm_memory(tmp_path) as memory:
+        graph = build_chat_graph(memory, llm, raise_memory_errors=True)
+        for text in ["Hi! My name is Dana and I live in Utrecht.",
+                     "I have a golden retriever called Biscuit.",
+                     "What is my dog's name, and where do I live?",
+                     "Yes, Biscuit is my dog.",
+                     "Haha, Biscuit thinks he is the boss of the house."]:
+            graph.invoke({"messages": [("user", text)], "user_id": "dana"})
+        now, gone = _graph(memory, "dana")
+        assert ("Dana", "lives_in", "Utrecht") in now, (now, gone)
+        assert any(r.startswith("has_") and t == "Biscuit" for _, r, t in now), (now, gone)
+        assert not any(t in ("Biscuit", "Utrecht", "Dana") for _, _, t in gone), gone
+        stored = [m["memory"] for m in memory.get_all(user_id="dana")["results"]]
+        assert not any(m.lower().startswith(("your ", "you ")) for m in stored), stored
+        assert not any(m.endswith("?") for m in stored), stored

@@ -25,6 +25,10 @@ Fusion (configurable, `SearchConfig.fusion`):
 - `weighted` (default): `score = sum_k w_k * n_k / sum_k w_k`, in [0, 1];
 - `rrf`: `score = sum_k w_k / (rrf_k + rank_k) / sum_k w_k / (rrf_k + 1)`, over the
   signals a hit has (rank_k is its 1-based rank by signal k), also in [0, 1].
+A memory that also states a relation since ended (it supports a current relation and an
+ended one: "My brother Oskar plays the cello" after "Oskar took up the drums") counts
+`STALE_WEIGHT` of its normalised signals, for itself and in what a relation absorbs from
+it: the relation that holds now, with the memory that states it, ranks first.
 Ties break by the hit's own evidence (its signals before absorbing), then by kind
 (relation first), then by id, so the order is deterministic.
 """
@@ -37,6 +41,11 @@ from typing import Literal
 from hybridmem.config import SearchConfig
 
 SIGNALS = ("vector", "bm25", "graph")
+# What a partly out-of-date memory's signals count (see the module docstring). A quarter:
+# at a half, "What instrument does my brother play now?" still ranked "Oskar is u's
+# brother" (lent the old memory's cosine) over "Oskar plays drums" (0.175 vs 0.171); at a
+# quarter the relation that holds now is first on the four changes of tests/test_local_llm.
+STALE_WEIGHT = 0.25
 
 
 @dataclass
@@ -53,6 +62,8 @@ class Candidate:
     # one memory share what they absorbed, and their own evidence tells them apart.
     own: dict[str, float] = field(default_factory=dict)
     own_score: float = 0.0
+    # A memory that supported a relation since ended (set by the retriever).
+    stale: bool = False
 
     def components(self) -> dict[str, dict[str, float]]:
         """Each signal's raw and normalised value (0 where the hit lacks the signal)."""
@@ -108,6 +119,9 @@ def fuse(candidates: list[Candidate], config: SearchConfig) -> list[Candidate]:
     """Normalise, dedup, score and sort candidates (best first)."""
     weights, method, rrf_k = config.weights, config.fusion, config.rrf_k
     normalise(candidates, config)
+    for c in candidates:
+        if c.stale:
+            c.normalized = {s: v * STALE_WEIGHT for s, v in c.normalized.items()}
     candidates = absorb(candidates)
     total = sum(weights.get(s, 0.0) for s in SIGNALS) or 1.0
     if method == "weighted":

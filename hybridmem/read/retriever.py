@@ -184,10 +184,16 @@ class Retriever:
         )
         visible = {i for i, (ids, metadata) in rows.items()
                    if scope.contains(ids) and matches(where, metadata)}
+        # A memory that also states a relation since ended ranks as partly out of date
+        # (merger.STALE_WEIGHT). Only a scope with relations can have ended one.
+        stale = self._catalog.partly_ended(
+            c.id for c in pool.candidates.values()
+            if c.kind == "memory" and c.id in visible) if pool.edges else set()
         kept: list[Candidate] = []
         for c in pool.candidates.values():
             if c.kind == "memory":
                 if c.id in visible:
+                    c.stale = c.id in stale
                     kept.append(c)
             else:
                 c.memory_ids = [m for m in pool.edges[c.id].memory_ids if m in visible]

@@ -206,6 +206,20 @@ class MemoryCatalog:
                 for r in self._rows_by_id("id, user_id, agent_id, run_id, metadata", ids,
                                           current_only=True)}
 
+    def partly_ended(self, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` that supported a relation since ended (an INVALIDATE row in
+        their history): memories that still hold, in part, but also say what no longer
+        does ("My brother Oskar plays the cello" once he took up the drums)."""
+        wanted = list(dict.fromkeys(ids))
+        out: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(r["memory_id"] for r in self._db.read(
+                f"SELECT DISTINCT memory_id FROM history WHERE memory_id IN ({marks}) "
+                "AND event = 'INVALIDATE'", chunk))
+        return out
+
     def _rows_by_id(self, columns: str, ids: Iterable[str], *, current_only: bool = False
                     ) -> Iterator[Any]:
         """`columns` of the rows with these ids (each id once), 500 ids per query."""

@@ -5,21 +5,43 @@ Three rules, in order:
    ("lives_in Berlin" ends "lives_in Paris");
 2. opposite polarity on the same object (`GraphRules.opposites`): "dislikes badminton"
    ends "likes badminton" and the other way round;
-3. with an LLM configured, one more call judges the remaining *candidates*: active edges
+3. a partner ends being single ("I'm single" -> "I got married to Sam");
+4. with an LLM configured, one more call judges the remaining *candidates*: active edges
    of the same subject that share the relation (another object) or the object (another
-   relation), and the scope's current memories closest to the new facts (so a
-   contradiction is caught even when the model found no triple in it). It sees only
-   those, never the whole graph, and is made only when there is at least one candidate.
+   relation), and the scope's current memories closest to the new facts that support no
+   current relation (so a contradiction is caught even when the model found no triple
+   in it). It sees only those, never the whole graph, and is made only when there is at
+   least one candidate.
+
+Verdicts are per relation: the judge names edges, and an edge ends only when it is
+named. A memory ends when every relation it supports has ended (or, holding none, when
+the judge names it), so a change of instrument never ends the brother who plays it.
+Ties between people and identities (kinship, a partner, `name`, `is`) are never
+candidates because another relation names the same person: only a statement of that
+same tie (another partner) or its end ("we broke up", a retraction) touches them. A
+statement that adds ("also", "too", "as well", "another") ends no other object of the
+relation it adds to.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hybridmem.config import GraphRules
 from hybridmem.providers.chat import JSONChat
 from hybridmem.records import EdgeRecord
 from hybridmem.schemas import load_schema
+from hybridmem.vocabulary import is_tie
+
+# "I also play the piano", "Ben lives in Paris too": one more, not instead.
+_ADDS = re.compile(r"\b(?:also|too|as\s+well|another|second|both|as\s+well\s+as)\b",
+                   re.IGNORECASE)
+# Being single, as a model states it (`is single`, `relationship_status single`), and the
+# relations that end it.
+SINGLE = {"single", "unmarried", "not married", "not in a relationship", "alone"}
+PARTNERED = {"married_to", "partner", "wife", "husband", "spouse", "boyfriend",
+              "girlfriend", "fiance", "fiancee", "engaged_to", "dating"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +53,7 @@ class NewEdge:
     relation: str
     target_id: str
     text: str
+    fact: str = ""  # the sentence that stated it
 
 
 class ConflictRules:
@@ -57,6 +80,9 @@ class ConflictRules:
             new.relation, ()
         ):
             return f"opposite polarity: '{new.relation}' replaces '{old.relation}'"
+        if (new.relation in PARTNERED and old.relation in ("is", "relationship_status", "status")
+                and old.target_name.casefold() in SINGLE):
+            return f"'{new.relation}' ends being {old.target_name}"
         return None
 
     def holds_many(self, relation: str) -> bool:
@@ -75,8 +101,11 @@ class ConflictRules:
         if old.source_id != new.source_id or not old.valid or old.id == new.id:
             return False
         same_relation = (old.relation == new.relation and old.target_id != new.target_id
-                         and not self.coexists(new, old))
-        same_object = old.target_id == new.target_id and old.relation != new.relation
+                         and not self.coexists(new, old) and not _ADDS.search(new.fact))
+        # Another relation to the same person is another tie ("my friend Lars" and "Lars
+        # is my colleague"), never the end of one.
+        same_object = (old.target_id == new.target_id and old.relation != new.relation
+                       and not is_tie(old.relation) and not is_tie(new.relation))
         return same_relation or same_object
 
 
@@ -85,7 +114,8 @@ SYSTEM_PROMPT = "\n".join([
     "earlier, each with a number. List the numbers of those the new statements make no "
     "longer true: the user changed their mind, moved, left, ended or stopped something, or "
     "now says the opposite. Two things that can both be true are not contradicted (playing "
-    "chess and playing golf; a cousin and an uncle in one town; what someone else does).",
+    "chess and playing golf; a cousin and an uncle in one town; what someone else does). "
+    "Saying a stored thing again, or asking about it, contradicts nothing.",
     'Answer JSON: {"contradicted": ["2"]}, or {"contradicted": []} when nothing is.',
     "",
     "Example:",

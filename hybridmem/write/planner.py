@@ -10,6 +10,7 @@ import numpy as np
 
 from hybridmem.config import GraphRules
 from hybridmem.providers.extract.base import SELF, ExtractedRelation
+from hybridmem.providers.extract.rules import ANY
 from hybridmem.read.render import render
 from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
 from hybridmem.records import (
@@ -27,7 +28,8 @@ from hybridmem.records import (
 from hybridmem.scope import Scope
 from hybridmem.stores.base import GraphStore
 from hybridmem.text import entity_key, said_text
-from hybridmem.write.conflicts import ConflictRules, LLMConflictJudge, NewEdge
+from hybridmem.vocabulary import ended_together
+from hybridmem.write.conflicts import PARTNERED, ConflictRules, LLMConflictJudge, NewEdge
 from hybridmem.write.resolve import EntityResolver
 
 
@@ -138,7 +140,8 @@ class GraphPlanner:
                 )
                 plan.edges.append(edge)
                 new_edges.append(NewEdge(edge.id, source.id, rel.relation, target.id,
-                                         render(source.name, rel.relation, target.name)))
+                                         render(source.name, rel.relation, target.name),
+                                         facts.text_of(rel.fact_index)))
             else:
                 state.support(edge, supporting)
         self._end_conflicts(state, new_edges, facts, near, now)
@@ -178,12 +181,15 @@ class GraphPlanner:
             for old in related[new.id]:
                 if old.id not in state.ended and self._rules.is_candidate(new, old):
                     candidates[old.id] = old
-        # Memories whose edges the rules just ended are decided already.
+        # Memories whose edges the rules just ended are decided already. A memory that
+        # supports current relations is judged through those relations only (the
+        # candidates above): judged whole, a verdict on "My brother Oskar plays the
+        # cello" would end the brother with the cello.
         decided = {m for i in state.ended for m in state.graph.edge_by_id[i].memory_ids}
         memories = [m for m in near if m.id not in facts.memory_ids and m.id not in decided]
         if self._judge is not None and memories:  # only a judge call needs it
-            compatible = self._compatible_memories(state, new_edges)
-            memories = [m for m in memories if m.id not in compatible]
+            related = self._memories_with_relations(state, {m.id for m in memories})
+            memories = [m for m in memories if m.id not in related]
         if self._judge is None or not (candidates or memories):
             return
         edges = list(candidates.values())
@@ -210,30 +216,25 @@ class GraphPlanner:
         same_relation = ([] if self._rules.holds_many(new.relation)
                          else state.graph.edges_at(new.source_id, relation=new.relation))
         same_object = state.graph.edges_at(new.source_id, target_id=new.target_id)
-        out = {e.id: e for e in [*same_relation, *same_object]
+        # A partner ends being single, which is stated under another relation.
+        status = [e for r in ("is", "relationship_status", "status")
+                  for e in state.graph.edges_at(new.source_id, relation=r)
+                  ] if new.relation in PARTNERED else []
+        out = {e.id: e for e in [*same_relation, *same_object, *status]
                if e.id not in fresh and e.id not in state.gone}
         return list(out.values())
 
-    def _compatible_memories(self, state: _PlanState, new_edges: list[NewEdge]) -> set[str]:
-        """Memories whose every current relation is another object of a relation the new
-        statement adds to ("I like tea" when "I like coffee" is said): the graph already
-        knows both hold, so the judge is not asked about them."""
-        if not new_edges:
-            return set()
-        fresh = {n.id for n in new_edges}
-        by_memory: dict[str, list[EdgeRecord]] = {}
-        for edge in state.graph.edges:
-            if edge.id in fresh or edge.id in state.gone or not edge.valid:
-                continue
-            for m in edge.memory_ids:
-                by_memory.setdefault(m, []).append(edge)
-        return {m for m, edges in by_memory.items()
-                if all(any(self._rules.coexists(n, e) for n in new_edges) for e in edges)}
+    def _memories_with_relations(self, state: _PlanState, memory_ids: set[str]) -> set[str]:
+        """Which of `memory_ids` support a current relation (one this plan leaves
+        current)."""
+        edges = self._store.edges_supported_by(state.scope, memory_ids)
+        return {m for e in edges if e.valid and e.id not in state.gone
+                and e.id not in state.ended for m in e.memory_ids if m in memory_ids}
 
     def _contradicted_memory(self, state: _PlanState, memory: MemoryRecord, facts: FactLinks,
                              reason: str, now: str) -> None:
-        """A memory the judge found contradicted: it is superseded, and the edges only it
-        supported end."""
+        """A memory the judge found contradicted (one that supports no current relation,
+        the only kind it is shown): it is superseded."""
         by = next(iter(sorted(facts.new_ids)), None)
         state.plan.supersede.append(Supersession(memory_id=memory.id, superseded_by=by, at=now))
         state.history(memory.id, "SUPERSEDE", memory.text, None,
@@ -248,14 +249,36 @@ class GraphPlanner:
         for rel in negated:
             source = state.self_entity(now) if rel.source == SELF else state.resolver.lookup(
                 rel.source, rel.source_type)
-            target = state.resolver.lookup(rel.target, rel.target_type)
-            if source is None or target is None:
+            target = None if rel.target == ANY else state.resolver.lookup(
+                rel.target, rel.target_type) or state.resolver.lookup(rel.target, "")
+            if source is None or (target is None and rel.target != ANY):
                 continue
-            for old in state.graph.edges_at(source.id, relation=rel.relation):
-                if old.target_id == target.id:
-                    said = facts.text_of(rel.fact_index)
-                    reason = f"retracted: {said!r}" if said else "retracted"
-                    state.invalidate(old, None, reason, now)
+            said = facts.text_of(rel.fact_index)
+            reason = f"retracted: {said!r}" if said else "retracted"
+            for old in self._retracted(state, source.id, rel.relation,
+                                       None if target is None else target.id):
+                state.invalidate(old, None, reason, now)
+
+    def _retracted(self, state: _PlanState, source_id: str, relation: str,
+                   target_id: str | None) -> list[EdgeRecord]:
+        """The current edges a retraction ends: to that object (any object when
+        `target_id` is None) under the relation's name or one it is also stored under
+        ("gave up the cello" ends `plays cello` or `loves cello`; "I broke up with Tom"
+        ends `boyfriend Tom`; `has_pet` stands for every kind of pet)."""
+        names = ended_together(relation)
+        pets = relation == "has_pet"
+        out = []
+        # Only a wildcard ("any pets") walks the subject's edges; else the target index.
+        edges = (state.graph.edges_at(source_id, target_id=target_id) if target_id is not None
+                 else [e for e in state.graph.edges if e.source_id == source_id])
+        for old in edges:
+            if not old.valid or old.id in state.gone or (
+                    target_id is not None and old.target_id != target_id):
+                continue
+            if old.relation in names or (pets and old.relation.startswith("has_") and (
+                    target_id is not None or _is_animal(state, old.target_id))):
+                out.append(old)
+        return out
 
     def _learn_name(self, state: _PlanState, scope: Scope) -> None:
         me = state.current_self()
@@ -346,6 +369,11 @@ class GraphPlanner:
                     "aliases": [a for a in entity.aliases if a not in keys],
                     "name": _default_self_name(row_scope),
                 }))
+
+
+def _is_animal(state: _PlanState, entity_id: str) -> bool:
+    entity = state.entities.get(entity_id) or state.graph.entity_by_id.get(entity_id)
+    return entity is not None and entity.type == "animal"
 
 
 def _default_self_name(scope: Scope) -> str:

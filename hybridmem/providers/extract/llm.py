@@ -23,10 +23,10 @@ from typing import Any
 from hybridmem.providers.chat import JSONChat
 from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
 from hybridmem.providers.extract.merge import with_rules
-from hybridmem.providers.extract.rules import RulesExtractor
+from hybridmem.providers.extract.rules import RulesExtractor, statements
 from hybridmem.schemas import load_schema
 from hybridmem.text import entity_key, relation_name, said_text
-from hybridmem.vocabulary import RELATION_ALIASES, object_type, subject_type
+from hybridmem.vocabulary import INSTRUMENTS, RELATION_ALIASES, object_type, subject_type
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,21 @@ class LLMExtractor:
         self._system = SYSTEM_PROMPT + (f"\n\n{custom_prompt}" if custom_prompt else "")
 
     def extract(self, messages: list[Message], *, user_name: str | None = None) -> Extraction:
-        """Ask the LLM once; map "USER"/"I"/the user's name to the scope's own entity."""
-        lines = [f"{'User' if m.role == 'user' else m.role.title()}: {m.content}"
-                 for m in messages if m.role != "system"]
+        """Ask the LLM once; map "USER"/"I"/the user's name to the scope's own entity.
+
+        Only what the user states is shown: an assistant's reply is context the user
+        already has, and a small model takes its restatements ("Your dog's name is
+        Biscuit") for new facts; a question states nothing. A message with no statement
+        left costs no call.
+        """
+        said_lines = [" ".join(statements(m.content)) for m in messages
+                      if m.role in ("user", "human")]
+        lines = [f"User: {line}" for line in said_lines if line]
+        if not lines:
+            return Extraction()
         known = f"(The user's name is {user_name}.)\n" if user_name else ""
         counter = _Dropped()
-        said = sum(len(m.content) for m in messages if m.role == "user")
+        said = sum(len(line) for line in said_lines)
         answer = self._chat.ask(system=self._system, user=known + "\n".join(lines),
                                 schema=load_schema("extraction"),
                                 normalize=lambda raw: normalize(raw, counter),
@@ -236,6 +245,9 @@ _ENDING = re.compile(
     re.IGNORECASE,
 )
 _NEGATIVE_RELATIONS = {"dislikes", "hates", "avoids", "allergic_to"}
+# Relation names a small model gives an instrument instead of `plays`.
+_NOT_PLAYED = {"works_as", "is", "has", "owns", "does", "practices", "plays_the", "play",
+               "learns", "studies", "took_up", "started", "picked_up", "switched_to"}
 
 
 def tells_an_ending(fact: str) -> bool:
@@ -265,7 +277,7 @@ def to_extraction(answer: dict, user_name: str | None) -> Extraction:
     seen: set[tuple] = set()
     for fact in answer["facts"]:
         text = said_text(fact["text"])
-        if not text:
+        if not text or text.endswith("?"):  # a question the model copied is no fact
             out.dropped += 1
             continue
         index = len(out.facts)
@@ -277,6 +289,9 @@ def to_extraction(answer: dict, user_name: str | None) -> Extraction:
             source, target = who(rel["subject"]), who(rel["object"])
             relation = relation_name(rel["relation"])
             relation = RELATION_ALIASES.get(relation, relation)
+            if relation in _NOT_PLAYED and entity_key(target).split()[-1:] and \
+                    entity_key(target).split()[-1] in INSTRUMENTS:
+                relation = "plays"  # "works_as drums": a small model's name for playing
             if relation == "name" and source == SELF and target == SELF and user_name:
                 target = user_name
             negated = rel["negated"] or (ended and relation not in _NEGATIVE_RELATIONS)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
 from hybridmem.text import STOPWORDS, as_said, clean_text, said_text
-from hybridmem.vocabulary import KINSHIP, object_type
+from hybridmem.vocabulary import INSTRUMENTS, KINSHIP, object_type
 
 # A proper name: capitalised words ("Mary Jane", "Spider-Man", "O'Brien", "McDonald's").
 # Case-sensitive even inside the case-insensitive patterns: that is what marks a name.
@@ -118,7 +118,11 @@ class RulesExtractor:
                     continue
                 index = len(out.facts)
                 out.facts.append(said)
-                for clause in _CLAUSE_SPLIT.split(sentence):
+                # "Elena and I broke up" is one clause, not "Elena" and "I broke up".
+                together = re.match(rf"(?:my\s+(?:{_KIN})\s+)?({NAME})\s+and\s+I\b", sentence,
+                                    re.IGNORECASE)
+                together = together if together and _is_name(together.group(1)) else None
+                for clause in [sentence] if together else _CLAUSE_SPLIT.split(sentence):
                     for rel in _clause_relations(clause.strip(" .!;,")):
                         out.relations.append(_with_fact(rel, index, said))
         return out
@@ -129,6 +133,12 @@ def _with_fact(rel: ExtractedRelation, index: int, said: str) -> ExtractedRelati
     source = rel.source if rel.source == SELF else as_said(rel.source, said)
     return ExtractedRelation(source, rel.relation, as_said(rel.target, said), rel.source_type,
                              rel.target_type, index, rel.negated)
+
+
+def statements(text: str) -> list[str]:
+    """The sentences of a message that state something, as said: not questions,
+    greetings or one-word answers (what an extractor should be shown at all)."""
+    return [s for s in _sentences(text) if _is_statement(clean_text(s))]
 
 
 def _sentences(text: str) -> Iterator[str]:
@@ -145,11 +155,22 @@ def _is_statement(sentence: str) -> bool:
     return len(re.findall(r"\w+", sentence)) >= 2
 
 
+# Words that open a clause without being part of what it states ("Sadly, Kiwi died").
+_OPENER = re.compile(r"^(?:sadly|unfortunately|actually|well|so|anyway|oh|also|and|yes|yeah|"
+                     r"yep|right|indeed|true)\s*,?\s+", re.IGNORECASE)
+# "also" and a closing "too" add to what is known; the patterns read the clause without them.
+_ADDITIVE = re.compile(r"\s+also\b|\s+(?:too|as\s+well)$", re.IGNORECASE)
+
+
 def _clause_relations(clause: str) -> list[ExtractedRelation]:
-    clause = _GREETING_OPENER.sub("", clause)
+    clause = _ADDITIVE.sub("", _OPENER.sub("", _GREETING_OPENER.sub("", clause)))
     retraction = _retraction(clause)
     if retraction is not None:
         return [retraction]
+    # Changes of state carry "quit"/"stopped", which the hedge test below refuses.
+    changed = _change_of_state(clause)
+    if changed:
+        return changed
     # "Dislike" forms contain negations of their own; let them through before the hedge test.
     if m := re.fullmatch(
         rf"I\s+{_ADVERB}({_FIRST_PREF})\s+(?:to\s+)?({OBJ})", clause, re.IGNORECASE
@@ -163,6 +184,104 @@ def _clause_relations(clause: str) -> list[ExtractedRelation]:
         if m := pattern.regex.fullmatch(clause):
             return pattern.build(m)
     return []
+
+
+# A change of state told of someone: "Oskar gave up the cello and took up the drums",
+# "I quit teaching and became a carpenter", "Piet switched from the trumpet to the
+# trombone". The clause is read only when it holds one of these verbs and every part of
+# it is understood; what ended is a negated relation, what began a new one.
+_CHANGE_VERBS = re.compile(r"\b(?:gave\s+up|quit|stopped|dropped|switched|became|transferred|"
+                           r"took\s+up|picked\s+up|left)\b", re.IGNORECASE)
+_PART_SPLIT = re.compile(r",?\s+(?:and|but)\s+(?:then\s+|now\s+)?|,\s+(?:then\s+|now\s+)",
+                         re.IGNORECASE)
+_SCHOOL = re.compile(r"\b(?:(?i:school|academy|university|college|high|primary|institute|"
+                     r"polytechnic|gymnasium|lyceum|kindergarten)|[A-Z]{2,4})$")
+_ACTIVITY_TAIL = re.compile(
+    r"\s+(?:after|because|when|since|due\s+to|for|with|last|this|at\s+the|years?|months?)\b.*$",
+    re.IGNORECASE)
+_END_VERB = (r"(?:gave\s+up|quit|stopped|dropped|abandoned)\s+"
+             r"(playing\s+|doing\s+|practi[cs]ing\s+)?")
+_START_VERB = (r"(?:took\s+up|picked\s+up|started|began|switched\s+to|now\s+plays|plays|"
+               r"now\s+does)\s+(playing\s+|learning\s+)?")
+
+
+_PREPOSITIONS = {"on", "at", "in", "with", "to", "for", "of", "about", "from", "by", "after"}
+
+
+def _change_of_state(clause: str) -> list[ExtractedRelation]:
+    if not _CHANGE_VERBS.search(clause):
+        return []
+    m = re.fullmatch(rf"(I|my\s+({_KIN})\s+({NAME})|({NAME}))\s+"
+                     rf"(?:(?:just|finally|recently|then|also)\s+)?(.+)", clause, re.IGNORECASE)
+    if m is None:
+        return []
+    out: list[ExtractedRelation] = []
+    if m.group(3):
+        subject = m.group(3)
+        out.append(_rel(SELF, _kin(m.group(2)), subject, ttype="person"))
+    elif m.group(4):
+        subject = m.group(4)
+        if not _is_name(subject):
+            return []
+    else:
+        subject = SELF
+    found = False
+    for part in _PART_SPLIT.split(m.group(5).strip()):
+        relations = _change_part(subject, part.strip())
+        if relations is None:
+            return []
+        found = found or bool(relations)
+        out.extend(relations)
+    return out if found else []
+
+
+def _change_part(subject: str, part: str) -> list[ExtractedRelation] | None:
+    """The relations one part of a change states ([] for a part that states none, such as
+    "left Nordbank" beside "joined Solvia"); None when the part is not understood."""
+    stype = "person"
+    if m := re.fullmatch(rf"dropped\s+out\s+of\s+(?:the\s+)?({NAME}){WHEN}", part,
+                         re.IGNORECASE):
+        return [ExtractedRelation(subject, "studies_at", m.group(1), stype, "organization",
+                                  negated=True)]
+    if m := re.fullmatch(rf"(?:joined|started\s+(?:working\s+)?at|now\s+works\s+(?:at|for)|"
+                         rf"works\s+(?:at|for)|got\s+a\s+job\s+at)\s+(?:the\s+)?({NAME}){WHEN}",
+                         part, re.IGNORECASE):
+        return [_rel(subject, "works_at", m.group(1))]
+    if m := re.fullmatch(rf"(?:became|is\s+now|now\s+works\s+as|works\s+as)\s+(?:a|an)\s+"
+                         rf"({SHORT_OBJ})(?:\s+now)?{WHEN}", part, re.IGNORECASE):
+        return [_rel(subject, "works_as", m.group(1).lower())]
+    if m := re.fullmatch(rf"(?:transferred|switched|moved)\s+to\s+(?:the\s+)?({NAME}){WHEN}",
+                         part, re.IGNORECASE):
+        if _SCHOOL.search(m.group(1)):
+            return [_rel(subject, "studies_at", m.group(1))]
+        return None
+    if re.fullmatch(r"(?:switched|changed)\s+(?:careers?|jobs?|fields?)|retrained|left\s+.+|"
+                    rf"quit\s+(?:the\s+)?{NAME}{WHEN}", part, re.IGNORECASE):
+        return []
+    if m := re.fullmatch(r"switched\s+from\s+(.+?)\s+to\s+(.+)", part, re.IGNORECASE):
+        old, new = _activity(subject, m.group(1), True), _activity(subject, m.group(2), False)
+        return None if old is None or new is None else [old, new]
+    if m := re.fullmatch(rf"{_END_VERB}(.+)", part, re.IGNORECASE):
+        rel = _activity(subject, m.group(2), True, played=bool(m.group(1)))
+        return None if rel is None else [rel]
+    if m := re.fullmatch(rf"{_START_VERB}(.+)", part, re.IGNORECASE):
+        rel = _activity(subject, m.group(2), False, played=bool(m.group(1)))
+        return None if rel is None else [rel]
+    return None
+
+
+def _activity(subject: str, raw: str, ended: bool, played: bool = False
+              ) -> ExtractedRelation | None:
+    """`plays cello` (an instrument, or "playing X"), else `likes X`; negated if ended."""
+    raw = re.sub(rf"{WHEN}$", "", _ACTIVITY_TAIL.sub("", raw.strip(" .!,")))
+    target = _object(raw)
+    if target is None or re.search(r"[A-Z]", target[:1]) and not played:
+        return None
+    if target.lower().split()[0] in _PREPOSITIONS:  # "gave up on me" names no pastime
+        return None
+    relation = "plays" if played or target.lower().split()[-1] in INSTRUMENTS else "likes"
+    return ExtractedRelation(subject, relation, target.lower(), "person", "activity",
+                             negated=ended)
 
 
 def _strip_verb(clause: str, verb: str) -> str:
@@ -193,14 +312,47 @@ WHEN = (r"(?:\s+(?:last|this)\s+(?:week|month|year|spring|summer|fall|autumn|win
 
 # Endings told as events: (pattern, relation whose edge it ends).
 _ENDINGS = [
-    (rf"I\s+(?:just\s+|finally\s+)?broke\s+up\s+with\s+({NAME}){WHEN}", "partner"),
+    (rf"I\s+(?:just\s+|finally\s+)?(?:broke|split)\s+up\s+with\s+({NAME}){WHEN}",
+     "partner"),
     (rf"I\s+(?:just\s+)?(?:quit|left)\s+my\s+job\s+(?:at|with)\s+(?:the\s+)?({NAME}){WHEN}",
      "works_at"),
     (rf"(?:I|we)\s+(?:just\s+)?moved\s+out\s+of\s+(?:the\s+)?({NAME}){WHEN}", "lives_in"),
 ]
 
 
+#: The object of a retraction that names no one thing ("I don't have any pets anymore"):
+#: every current edge of that relation (and kind) ends.
+ANY = "*"
+
+_PETS = rf"(?:any\s+)?(?:pets?|animals?|{_ANIMAL}s?)"
+_ENDINGS_ANY = [
+    rf"I\s+(?:don't|do\s+not)\s+have\s+(?:any\s+|a\s+|an\s+)?({_PETS})\s+"
+    r"(?:anymore|any\s+more|now)",
+    rf"I\s+no\s+longer\s+(?:have|own)\s+(?:any\s+|a\s+|an\s+)?({_PETS})",
+    r"I\s+(?:don't|do\s+not)\s+(?:have|own)\s+(?:any\s+)?pets",
+]
+
+
+def _pet_relation(word: str) -> str:
+    """`has_cat` for "a cat", `has_pet` for "pets"/"animals" (every kind)."""
+    word = re.sub(r"^any\s+", "", word.lower()).rstrip("s") if word else "pet"
+    return "has_pet" if word in ("pet", "animal", "") else f"has_{_animal(word)}"
+
+
 def _ended_by_event(clause: str) -> ExtractedRelation | None:
+    for pattern in _ENDINGS_ANY:
+        if m := re.fullmatch(pattern, clause, re.IGNORECASE):
+            word = m.group(1) if m.groups() else "pets"
+            return ExtractedRelation(SELF, _pet_relation(word), ANY, "person", "animal",
+                                     negated=True)
+    if m := re.fullmatch(rf"({NAME})\s+and\s+I\s+(?:just\s+)?(?:broke|split)\s+up{WHEN}",
+                         clause, re.IGNORECASE):
+        return ExtractedRelation(SELF, "partner", m.group(1), "person", "person", negated=True)
+    died = re.fullmatch(rf"(?:my\s+(?:{_ANIMAL})\s+)?({NAME})\s+(?:died|passed\s+away|"
+                        rf"ran\s+away){WHEN}", clause, re.IGNORECASE)
+    if died and _is_name(died.group(1)):
+        return ExtractedRelation(SELF, "has_pet", died.group(1), "person", "animal",
+                                 negated=True)
     for pattern, relation in _ENDINGS:
         if m := re.fullmatch(pattern, clause, re.IGNORECASE):
             return ExtractedRelation(SELF, relation, m.group(1), "person",
@@ -210,6 +362,9 @@ def _ended_by_event(clause: str) -> ExtractedRelation | None:
 
 def _object(raw: str) -> str | None:
     obj = re.sub(r"^(?:the|a|an|to)\s+", "", raw.strip(), flags=re.IGNORECASE).strip()
+    # "chess too", "baking as well": the thing, not the adverb.
+    obj = re.sub(r"\s+(?:too|as\s+well|also|again|now|anymore)$", "", obj,
+                 flags=re.IGNORECASE).strip()
     if not obj or obj.lower() in _PRONOUN_OBJECTS or obj.lower().startswith(("my ", "your ")):
         return None
     if obj.lower().split()[0] in _PRONOUN_OBJECTS:
@@ -295,10 +450,20 @@ def _subject_rest(subject: str, rest: str | None) -> list[ExtractedRelation]:
     """Relations of a third-person remainder: "My friend John <rest>"."""
     if not rest:
         return []
-    rest = rest.strip()
+    rest = re.sub(r"^(?:now|also|still|currently)\s+", "", rest.strip(), flags=re.IGNORECASE)
     for pattern in _THIRD_PERSON:
-        if m := pattern.regex.fullmatch(rest):
-            return pattern.build(subject, m)
+        if (m := pattern.regex.fullmatch(rest)) and (found := pattern.build(subject, m)):
+            return found
+    # "plays chess and lives in Cairo": each predicate alone, when each is understood.
+    parts = re.split(r",?\s+and\s+", rest)
+    if len(parts) > 1:
+        out: list[ExtractedRelation] = []
+        for part in parts:
+            found = _subject_rest(subject, part)
+            if not found:
+                return []
+            out.extend(found)
+        return out
     return []
 
 
@@ -317,6 +482,7 @@ _THIRD_PERSON = [
            lambda s, m: [_rel(s, "works_at", m.group(1))]),
     _Third(rf"works\s+as\s+(?:a|an)\s+({SHORT_OBJ}){_AT_NAME}",
            lambda s, m: _job(s, m.group(1), m.group(2))),
+    _Third(rf"plays\s+(?:the\s+)?({OBJ})", lambda s, m: _plays(s, m.group(1))),
     _Third(rf"studies\s+at\s+(?:the\s+)?({NAME})", lambda s, m: [_rel(s, "studies_at",
                                                                           m.group(1))]),
     _Third(rf"{_ADVERB}({_THIRD_PREF})\s+(?:to\s+)?({OBJ})",
@@ -333,6 +499,13 @@ _THIRD_PERSON = [
 ]
 
 
+def _plays(subject: str, raw: str) -> list[ExtractedRelation]:
+    target = _object(_ACTIVITY_TAIL.sub("", raw))
+    if target is None or target[:1].isupper() or re.search(r"\band\b", target):
+        return []
+    return [ExtractedRelation(subject, "plays", target.lower(), "person", "activity")]
+
+
 def _both(m: re.Match) -> list[ExtractedRelation]:
     out: list[ExtractedRelation] = []
     for subject in (m.group(1), m.group(2)):
@@ -346,6 +519,13 @@ _PATTERNS = [
              lambda m: [_rel(SELF, "name", m.group(1), ttype="name")]),
     _Pattern(rf"I\s+{_ADVERB}({_FIRST_PREF})\s+(?:to\s+)?({OBJ})",
              lambda m: _preference(SELF, m.group(1), m.group(2))),
+    _Pattern(rf"I\s+(?:also\s+)?play\s+(?:the\s+)?({OBJ})", lambda m: _plays(SELF, m.group(1))),
+    # "My partner Jonas and I live in Utrecht", "Jonas and I moved to Delft": what "I" do.
+    _Pattern(rf"my\s+({_KIN})\s+({NAME})\s+and\s+I\s+(.+)",
+             lambda m: [_rel(SELF, _kin(m.group(1)), m.group(2), ttype="person"),
+                        *_clause_relations(f"I {m.group(3)}")]),
+    _Pattern(rf"({NAME})\s+and\s+I\s+(.+)", lambda m: _clause_relations(f"I {m.group(2)}")
+             if _is_name(m.group(1)) else []),
     _Pattern(rf"I\s+(?:currently\s+)?(?:live|reside)\s+in\s+(?:the\s+)?({NAME})",
              lambda m: [_rel(SELF, "lives_in", m.group(1))]),
     _Pattern(rf"I(?:'m|\s+am)\s+(?:currently\s+)?living\s+in\s+(?:the\s+)?({NAME})",
@@ -384,7 +564,8 @@ _PATTERNS = [
              if _is_name(m.group(1)) else []),
     # Changes of state told as events: the new state.
     _Pattern(rf"(?:I|we)\s+{_JUST}(?:moved|relocated)\s+(?:back\s+)?to\s+(?:the\s+)?"
-             rf"({NAME}){WHEN}", lambda m: [_rel(SELF, "lives_in", m.group(1))]),
+             rf"({NAME}){WHEN}(?:\s+with\s+.+)?",
+             lambda m: [_rel(SELF, "lives_in", m.group(1))]),
     _Pattern(rf"(?:I|we)\s+{_JUST}moved\s+into\s+(?:a|an|the|our|my)\s+[\w\-]+\s+in\s+"
              rf"({NAME}){WHEN}", lambda m: [_rel(SELF, "lives_in", m.group(1))]),
     _Pattern(rf"I\s+{_JUST}(?:started|began)\s+(?:a\s+new\s+job|a\s+job|working|work)\s+"

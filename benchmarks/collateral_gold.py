@@ -1,0 +1,233 @@
+"""The collateral set for `extraction_quality.py --collateral`: short conversations where a
+change touches ONE relation of a memory that holds others, and compatible statements that
+end nothing.
+
+Each scenario is `(statements, end, stay, end_memories)`: the statements are added one
+after the other (one `add` each, a fresh user); `end` are the relations (subject, relation
+class, object, compared as `extraction_quality.canonical` does) the last statement must
+end; `stay` are the relations that must be current afterwards; `end_memories` are indexes
+of statements whose memory must no longer be current (a contradiction no triple states,
+"I'm single" -> "I got married to Sam"). A relation ended that is not in `end` is a
+relation wrongly ended.
+
+Split: even-indexed scenarios are the development half (`DEV`), odd-indexed ones are held
+aside (`HELD`) and scored once, at the end of a piece of work. Written for this project;
+the names and sentences appear in no prompt.
+"""
+
+from __future__ import annotations
+
+Triple = tuple[str, str, str]
+Scenario = tuple[list[str], list[Triple], list[Triple], list[int]]
+
+
+def _s(statements: list[str], end: list[Triple], stay: list[Triple],
+       end_memories: list[int] | None = None) -> Scenario:
+    return statements, end, stay, end_memories or []
+
+
+# A change touches one relation of a memory that holds others.
+CHANGES: list[Scenario] = [
+    # kin + activity
+    _s(["My brother Oskar plays the cello.", "Oskar gave up the cello and took up the drums."],
+       [("Oskar", "likes", "cello")],
+       [("USER", "brother", "Oskar"), ("Oskar", "likes", "drums")]),
+    _s(["My sister Lena plays the violin.", "Lena quit the violin and started the piano."],
+       [("Lena", "likes", "violin")],
+       [("USER", "sister", "Lena"), ("Lena", "likes", "piano")]),
+    _s(["My cousin Ravi loves skiing.", "Ravi stopped skiing after his knee surgery."],
+       [("Ravi", "likes", "skiing")], [("USER", "cousin", "Ravi")]),
+    _s(["My uncle Piet plays the trumpet.", "Piet switched from the trumpet to the trombone."],
+       [("Piet", "likes", "trumpet")],
+       [("USER", "uncle", "Piet"), ("Piet", "likes", "trombone")]),
+    _s(["My friend Aiko enjoys painting.", "Aiko gave up painting and took up pottery."],
+       [("Aiko", "likes", "painting")],
+       [("USER", "friend", "Aiko"), ("Aiko", "likes", "pottery")]),
+    _s(["My daughter Nell plays the flute.", "Nell quit the flute and took up the saxophone."],
+       [("Nell", "likes", "flute")],
+       [("USER", "daughter", "Nell"), ("Nell", "likes", "saxophone")]),
+    # name + job
+    _s(["My name is Farid and I work as a teacher.", "I quit teaching and became a carpenter."],
+       [("USER", "works_as", "teacher")],
+       [("USER", "name", "Farid"), ("USER", "works_as", "carpenter")]),
+    _s(["I'm Greta and I work as a nurse.", "I switched careers and became a paramedic."],
+       [("USER", "works_as", "nurse")],
+       [("USER", "name", "Greta"), ("USER", "works_as", "paramedic")]),
+    _s(["My name is Tomas.", "I work as an accountant.", "I left accounting and became a baker."],
+       [("USER", "works_as", "accountant")],
+       [("USER", "name", "Tomas"), ("USER", "works_as", "baker")]),
+    _s(["My name is Ines and I work at Nordbank.", "I left Nordbank and joined Solvia."],
+       [("USER", "works_at", "Nordbank")],
+       [("USER", "name", "Ines"), ("USER", "works_at", "Solvia")]),
+    # pet + place
+    _s(["I have a cat named Miso and I live in Leeds.", "I don't have any pets anymore."],
+       [("USER", "has_pet", "Miso")], [("USER", "lives_in", "Leeds")]),
+    _s(["I have a dog named Rex. I live in Ghent.", "I moved to Antwerp."],
+       [("USER", "lives_in", "Ghent")],
+       [("USER", "has_pet", "Rex"), ("USER", "lives_in", "Antwerp")]),
+    _s(["I have a dog named Bailey and I live in Cork.", "I moved to Galway with Bailey."],
+       [("USER", "lives_in", "Cork")],
+       [("USER", "has_pet", "Bailey"), ("USER", "lives_in", "Galway")]),
+    _s(["I have a parrot called Kiwi and I live in Porto.", "Sadly, Kiwi died last week."],
+       [("USER", "has_pet", "Kiwi")], [("USER", "lives_in", "Porto")]),
+    _s(["I have a hamster named Nibbles.", "I live in Malmo.", "I moved to Lund last month."],
+       [("USER", "lives_in", "Malmo")],
+       [("USER", "has_pet", "Nibbles"), ("USER", "lives_in", "Lund")]),
+    _s(["I have a cat called Pixel and I love gardening.", "I no longer have a cat."],
+       [("USER", "has_pet", "Pixel")], [("USER", "likes", "gardening")]),
+    # partner + city
+    _s(["My boyfriend Luca lives in Milan.", "Luca moved to Turin."],
+       [("Luca", "lives_in", "Milan")],
+       [("USER", "partner", "Luca"), ("Luca", "lives_in", "Turin")]),
+    _s(["My girlfriend Sofia lives in Madrid.", "I broke up with Sofia."],
+       [("USER", "partner", "Sofia")], [("Sofia", "lives_in", "Madrid")]),
+    _s(["I'm single.", "I got married to Sam."], [], [("USER", "married_to", "Sam")], [0]),
+    _s(["My partner Jonas and I live in Utrecht.", "Jonas and I moved to Delft."],
+       [("USER", "lives_in", "Utrecht")],
+       [("USER", "partner", "Jonas"), ("USER", "lives_in", "Delft")]),
+    _s(["My wife Mei lives in Shanghai.", "Mei moved to Beijing last spring."],
+       [("Mei", "lives_in", "Shanghai")],
+       [("USER", "married_to", "Mei"), ("Mei", "lives_in", "Beijing")]),
+    _s(["My husband Omar works at Shell.", "Omar quit Shell and joined BP."],
+       [("Omar", "works_at", "Shell")],
+       [("USER", "married_to", "Omar"), ("Omar", "works_at", "BP")]),
+    # colleague + employer
+    _s(["My colleague Bram works at Philips.", "Bram left Philips and now works at ASML."],
+       [("Bram", "works_at", "Philips")],
+       [("USER", "colleague", "Bram"), ("Bram", "works_at", "ASML")]),
+    _s(["My boss Karen works at Deloitte.", "Karen now works at KPMG."],
+       [("Karen", "works_at", "Deloitte")],
+       [("USER", "boss", "Karen"), ("Karen", "works_at", "KPMG")]),
+    _s(["My colleague Nils and I work at Spotify.", "I left Spotify and joined Klarna."],
+       [("USER", "works_at", "Spotify")],
+       [("USER", "colleague", "Nils"), ("USER", "works_at", "Klarna")]),
+    _s(["My coworker Priti works as a designer.", "Priti became a product manager."],
+       [("Priti", "works_as", "designer")],
+       [("USER", "colleague", "Priti"), ("Priti", "works_as", "product manager")]),
+    _s(["My manager Dev works at Infosys.", "Dev quit Infosys and started at Wipro."],
+       [("Dev", "works_at", "Infosys")],
+       [("USER", "boss", "Dev"), ("Dev", "works_at", "Wipro")]),
+    _s(["My friend Kofi works as a chef.", "Kofi quit cooking and became a pilot."],
+       [("Kofi", "works_as", "chef")],
+       [("USER", "friend", "Kofi"), ("Kofi", "works_as", "pilot")]),
+    # child + school
+    _s(["My son Leo studies at Hillside School.", "Leo switched to Oakwood Academy."],
+       [("Leo", "studies_at", "Hillside School")],
+       [("USER", "son", "Leo"), ("Leo", "studies_at", "Oakwood Academy")]),
+    _s(["My daughter Ada studies at Brookfield Primary.", "Ada now studies at Riverside High."],
+       [("Ada", "studies_at", "Brookfield Primary")],
+       [("USER", "daughter", "Ada"), ("Ada", "studies_at", "Riverside High")]),
+    _s(["My son Max studies at MIT.", "Max dropped out of MIT."],
+       [("Max", "studies_at", "MIT")], [("USER", "son", "Max")]),
+    _s(["My daughter Zoe studies at Leiden University and plays the harp.",
+        "Zoe transferred to Utrecht University."],
+       [("Zoe", "studies_at", "Leiden University")],
+       [("USER", "daughter", "Zoe"), ("Zoe", "likes", "harp"),
+        ("Zoe", "studies_at", "Utrecht University")]),
+    # kin + place, name + preference, three relations
+    _s(["My mother Ingrid lives in Bergen and loves gardening.", "Ingrid moved to Oslo."],
+       [("Ingrid", "lives_in", "Bergen")],
+       [("USER", "mother", "Ingrid"), ("Ingrid", "likes", "gardening"),
+        ("Ingrid", "lives_in", "Oslo")]),
+    _s(["My name is Yusuf and I love football.", "I don't like football anymore."],
+       [("USER", "likes", "football")], [("USER", "name", "Yusuf")]),
+    _s(["I'm Clara, I live in Vienna and I have a dog named Fritz.", "I moved to Graz."],
+       [("USER", "lives_in", "Vienna")],
+       [("USER", "name", "Clara"), ("USER", "has_pet", "Fritz"), ("USER", "lives_in", "Graz")]),
+    _s(["My brother Tariq plays chess and lives in Cairo.", "Tariq stopped playing chess."],
+       [("Tariq", "likes", "chess")],
+       [("USER", "brother", "Tariq"), ("Tariq", "lives_in", "Cairo")]),
+    _s(["My girlfriend Elena loves jazz.", "Elena and I broke up."],
+       [("USER", "partner", "Elena")], [("Elena", "likes", "jazz")]),
+    _s(["My friend Hugo lives in Lyon and works at Renault.", "Hugo moved to Paris."],
+       [("Hugo", "lives_in", "Lyon")],
+       [("USER", "friend", "Hugo"), ("Hugo", "works_at", "Renault"),
+        ("Hugo", "lives_in", "Paris")]),
+]
+
+# Statements that can all be true together: nothing may end.
+COMPATIBLE: list[Scenario] = [
+    _s(["I like hiking.", "I also like swimming."], [],
+       [("USER", "likes", "hiking"), ("USER", "likes", "swimming")]),
+    _s(["My friend Anna lives in Paris.", "My friend Ben lives in Paris too."], [],
+       [("USER", "friend", "Anna"), ("USER", "friend", "Ben"), ("Anna", "lives_in", "Paris"),
+        ("Ben", "lives_in", "Paris")]),
+    _s(["My sister Kim lives in Oslo.", "My brother Tom also lives in Oslo."], [],
+       [("USER", "sister", "Kim"), ("USER", "brother", "Tom"), ("Kim", "lives_in", "Oslo"),
+        ("Tom", "lives_in", "Oslo")]),
+    _s(["My brother Oskar plays the cello.", "Oskar also plays the piano."], [],
+       [("USER", "brother", "Oskar"), ("Oskar", "likes", "cello"), ("Oskar", "likes", "piano")]),
+    _s(["I play the guitar.", "I started learning the violin too."], [],
+       [("USER", "likes", "guitar")]),
+    _s(["My friend Ola works at Equinor.", "My cousin Per works at Equinor too."], [],
+       [("USER", "friend", "Ola"), ("USER", "cousin", "Per"), ("Ola", "works_at", "Equinor"),
+        ("Per", "works_at", "Equinor")]),
+    _s(["I have a dog named Rex.", "I also have a cat named Misty."], [],
+       [("USER", "has_pet", "Rex"), ("USER", "has_pet", "Misty")]),
+    _s(["I live in Lisbon.", "My friend Rui lives in Porto."], [],
+       [("USER", "lives_in", "Lisbon"), ("USER", "friend", "Rui"), ("Rui", "lives_in", "Porto")]),
+    _s(["My colleague Sara works at Google.", "My colleague Tim works at Google too."], [],
+       [("USER", "colleague", "Sara"), ("USER", "colleague", "Tim"),
+        ("Sara", "works_at", "Google"), ("Tim", "works_at", "Google")]),
+    _s(["My son Leo studies at Oakwood Academy.",
+        "My daughter Mia studies at Oakwood Academy too."], [],
+       [("USER", "son", "Leo"), ("USER", "daughter", "Mia"),
+        ("Leo", "studies_at", "Oakwood Academy"), ("Mia", "studies_at", "Oakwood Academy")]),
+    _s(["I love chess.", "My brother Ivan loves chess too."], [],
+       [("USER", "likes", "chess"), ("USER", "brother", "Ivan"), ("Ivan", "likes", "chess")]),
+    _s(["My name is Petra.", "My sister's name is Jana."], [],
+       [("USER", "name", "Petra"), ("USER", "sister", "Jana")]),
+    _s(["I work at Siemens.", "My wife Eva works at Bosch."], [],
+       [("USER", "works_at", "Siemens"), ("USER", "married_to", "Eva"),
+        ("Eva", "works_at", "Bosch")]),
+    _s(["My friend Lars lives in Aarhus.", "Lars is also my colleague."], [],
+       [("USER", "friend", "Lars"), ("USER", "colleague", "Lars"),
+        ("Lars", "lives_in", "Aarhus")]),
+    _s(["I enjoy cooking.", "I enjoy baking as well."], [],
+       [("USER", "likes", "cooking"), ("USER", "likes", "baking")]),
+    _s(["My girlfriend Nora lives in Bergen.", "Nora works at Haukeland Hospital."], [],
+       [("USER", "partner", "Nora"), ("Nora", "lives_in", "Bergen"),
+        ("Nora", "works_at", "Haukeland Hospital")]),
+    _s(["My father Marco lives in Rome.", "My mother Lucia lives in Rome too."], [],
+       [("USER", "father", "Marco"), ("USER", "mother", "Lucia"), ("Marco", "lives_in", "Rome"),
+        ("Lucia", "lives_in", "Rome")]),
+    _s(["I have a cat named Miso.", "Miso loves tuna."], [],
+       [("USER", "has_pet", "Miso"), ("Miso", "likes", "tuna")]),
+    _s(["My brother Oskar lives in Oslo.", "Oskar plays the drums."], [],
+       [("USER", "brother", "Oskar"), ("Oskar", "lives_in", "Oslo"),
+        ("Oskar", "likes", "drums")]),
+    _s(["I like jazz.", "My partner Sam likes rock."], [],
+       [("USER", "likes", "jazz"), ("USER", "partner", "Sam"), ("Sam", "likes", "rock")]),
+    _s(["My friend Ali plays tennis.", "My friend Omar plays tennis too."], [],
+       [("USER", "friend", "Ali"), ("USER", "friend", "Omar"), ("Ali", "likes", "tennis"),
+        ("Omar", "likes", "tennis")]),
+    _s(["My son Ben plays football.", "Ben also plays basketball."], [],
+       [("USER", "son", "Ben"), ("Ben", "likes", "football"), ("Ben", "likes", "basketball")]),
+    _s(["I live in Utrecht.", "I work at Adyen."], [],
+       [("USER", "lives_in", "Utrecht"), ("USER", "works_at", "Adyen")]),
+    _s(["My colleague Rita works as a designer.", "My colleague Joe works as a developer."], [],
+       [("USER", "colleague", "Rita"), ("USER", "colleague", "Joe"),
+        ("Rita", "works_as", "designer"), ("Joe", "works_as", "developer")]),
+    _s(["My friend Mei lives in Taipei.", "Mei has a dog named Bao."], [],
+       [("USER", "friend", "Mei"), ("Mei", "lives_in", "Taipei"), ("Mei", "has_pet", "Bao")]),
+    _s(["My brother Raj works as a dentist.", "My sister Priya works as a dentist too."], [],
+       [("USER", "brother", "Raj"), ("USER", "sister", "Priya"), ("Raj", "works_as", "dentist"),
+        ("Priya", "works_as", "dentist")]),
+    _s(["I'm Marta and I live in Seville.", "I have a beagle called Churro."], [],
+       [("USER", "name", "Marta"), ("USER", "lives_in", "Seville"),
+        ("USER", "has_pet", "Churro")]),
+    _s(["My friend Kai loves surfing.", "Kai also loves skating."], [],
+       [("USER", "friend", "Kai"), ("Kai", "likes", "surfing"), ("Kai", "likes", "skating")]),
+    # questions and restatements end nothing
+    _s(["I have a dog named Biscuit.", "What is my dog's name?"], [],
+       [("USER", "has_pet", "Biscuit")]),
+    _s(["My sister Lina lives in Berlin.", "Yes, my sister Lina lives in Berlin."], [],
+       [("USER", "sister", "Lina"), ("Lina", "lives_in", "Berlin")]),
+    _s(["I work at Adobe.", "Where do I work?"], [], [("USER", "works_at", "Adobe")]),
+    _s(["My brother Oskar plays the cello.", "Does my brother still play the cello?"], [],
+       [("USER", "brother", "Oskar"), ("Oskar", "likes", "cello")]),
+]
+
+SCENARIOS: list[Scenario] = CHANGES + COMPATIBLE
+DEV: list[tuple[int, Scenario]] = [(i, s) for i, s in enumerate(SCENARIOS) if i % 2 == 0]
+HELD: list[tuple[int, Scenario]] = [(i, s) for i, s in enumerate(SCENARIOS) if i % 2 == 1]
