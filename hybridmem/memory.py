@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hybridmem.config import MemoryConfig
 from hybridmem.engines import Engines
-from hybridmem.errors import ClosedError, HybridMemError, InvalidInputError, NotFoundError
+from hybridmem.errors import (
+    ClosedError,
+    HybridMemError,
+    InvalidInputError,
+    NotFoundError,
+    StoreError,
+)
 from hybridmem.filters import matches, parse_filters
 from hybridmem.inputs import (
     check_idempotency_key,
@@ -47,6 +54,8 @@ from hybridmem.write.writer import Writer
 
 if TYPE_CHECKING:
     import networkx
+
+    from hybridmem.providers.extract.base import Message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,6 +126,52 @@ def _open_call(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class _Background:
+    """One worker thread that applies journaled adds in the order they were handed over
+    (`add(..., wait=False)`); `flush` waits for it and reports what failed."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._errors: list[HybridMemError] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="hybridmem-adds", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                job()
+            except HybridMemError as exc:  # the input stays journaled: retry_pending()
+                log.warning("background add failed (kept in the journal): %s", exc)
+                with self._lock:
+                    self._errors.append(exc)
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad add
+                log.exception("background add failed (kept in the journal)")
+                with self._lock:
+                    self._errors.append(StoreError(f"background add failed: {exc!r}"))
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> list[HybridMemError]:
+        """Wait until every handed-over add has run; the errors since the last flush."""
+        self._queue.join()
+        with self._lock:
+            errors, self._errors = self._errors, []
+        return errors
+
+    def stop(self) -> list[HybridMemError]:
+        errors = self.flush()
+        self._queue.put(None)
+        self._thread.join()
+        return errors
+
+
 class Memory:
     """Long-term memory for agents: facts in Milvus, people and relations in Kuzu.
 
@@ -145,6 +200,8 @@ class Memory:
         self._closed = False
         self._gate = _CallGate()
         self._keyed_calls = _KeyedCalls()
+        self._background: _Background | None = None
+        self._background_lock = threading.Lock()
         embedder = create_embedder(config.embedder, config.vector_store)
         stores = open_stores(config, embedder.dims, repair=repair)
         self._stores: Stores = stores
@@ -215,6 +272,7 @@ class Memory:
         memory_type: str | None = None,
         prompt: str | None = None,
         idempotency_key: str | None = None,
+        wait: bool = True,
     ) -> dict[str, Any]:
         """Remember messages (a str, a role/content dict, or a list of them).
 
@@ -226,9 +284,16 @@ class Memory:
         call repeated with the same key and input in the same scope, after a crash or a
         lost answer, returns the first call's result and stores nothing again.
 
+        `wait=False` returns once the input is journaled (durable: a crash replays it) and
+        leaves extraction and storage to a background worker, so an agent's reply need not
+        wait on the LLM; adds run one after the other in the order given. `flush()` waits
+        for them (and raises what failed; a failed add stays journaled for
+        `retry_pending()`); `close()` waits too. Until then a search may not see them.
+
         Returns:
             `{"results": [{"id", "memory", "event"}], "relations": {"added_entities",
-            "deleted_entities"}}`.
+            "deleted_entities"}}`; with `wait=False`, empty results and `"queued"`: the
+            journaled operation ids (see `pending()`).
 
         Raises:
             ScopeError, InvalidInputError: bad scope ids, messages or metadata (nothing
@@ -248,12 +313,19 @@ class Memory:
             )
         if not isinstance(infer, bool):
             raise InvalidInputError("infer must be True or False")
+        if not isinstance(wait, bool):
+            raise InvalidInputError("wait must be True or False")
+        if not wait and idempotency_key is not None:
+            raise InvalidInputError(
+                "idempotency_key needs wait=True (the key's result is the add's result)")
         scope = Scope.of(user_id, agent_id, run_id)
         parsed = parse_messages(messages, self.config.max_text_chars)
         clean_metadata = check_metadata(metadata)
         key = check_idempotency_key(idempotency_key)
         merged: dict[str, Any] = {"results": [], "relations": {"added_entities": [],
                                                                "deleted_entities": []}}
+        if not wait:
+            return {**merged, "queued": self._queue_add(scope, parsed, clean_metadata, infer)}
         digest = _input_digest(parsed, clean_metadata, infer) if key else None
         with self._keyed_calls.hold(scope, key):
             # A long conversation is stored in batches, each journaled and applied on its
@@ -280,6 +352,46 @@ class Memory:
                 for name in ("added_entities", "deleted_entities"):
                     merged["relations"][name] += result["relations"][name]
         return merged
+
+    def _queue_add(self, scope: Scope, parsed: list[Message], metadata: dict[str, Any],
+                   infer: bool) -> list[str]:
+        """Journal each batch now; hand its planning and applying to the worker."""
+        with self._background_lock:
+            if self._background is None:
+                self._background = _Background()
+            worker = self._background
+        size = self.config.add_batch_messages
+        queued = []
+        for start in range(0, len(parsed), size):
+            batch = parsed[start : start + size]
+            op_id = self._writer.begin_running("add", scope, {
+                "messages": [m.__dict__ for m in batch], "metadata": metadata,
+                "infer": infer})
+            queued.append(op_id)
+
+            def job(op_id: str = op_id, batch: list[Message] = batch) -> None:
+                try:
+                    self._writer.add(op_id, scope, batch, metadata, infer)
+                finally:
+                    self._writer.end_running(op_id)
+
+            worker.submit(job)
+        return queued
+
+    @_open_call
+    def flush(self) -> None:
+        """Wait until every `add(..., wait=False)` handed over so far has been applied.
+
+        Raises:
+            HybridMemError: the first error of an add that failed since the last flush
+                (its input stays journaled; `retry_pending()` finishes it).
+        """
+        worker = self._background
+        errors = worker.flush() if worker is not None else []
+        if errors:
+            if len(errors) > 1:
+                errors[0].add_note(f"{len(errors) - 1} more background adds failed too")
+            raise errors[0]
 
     def _keyed_result(self, scope: Scope, key: str, digest: str | None
                       ) -> dict[str, Any] | None:
@@ -621,6 +733,10 @@ class Memory:
         """
         if self._closed:
             return
+        if self._background is not None:  # the handed-over adds finish first
+            for exc in self._background.stop():
+                log.warning("a background add failed and stays journaled: %s", exc)
+            self._background = None
         self._closed = True
         if not self._gate.close(CLOSE_WAIT_SECONDS):
             log.warning("calls were still running after %.0f s; closing anyway",

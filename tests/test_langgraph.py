@@ -64,3 +64,19 @@ def test_the_same_chatbot_against_a_server(fake_openai, tmp_path):
         prompts = [req["messages"][0]["content"] for req in fake_openai.chat_requests()]
         assert "Lisbon" not in prompts[0] and "Lisbon" in prompts[1]
         assert "Lisbon" in {r["target"] for r in memory.get_all(user_id="alice")["relations"]}
+
+
+def test_remembering_in_the_background(fake_openai, tmp_path):
+    """The node hands the exchange to a background add: it is journaled before the reply
+    is returned and stored after `flush()`."""
+    fake_openai.chat_handler = lambda body: content_reply("Nice!")
+    llm = ChatOpenAI(model="m", api_key="sk-test", base_url=fake_openai.base_url,
+                     max_retries=0)
+    with Memory(MemoryConfig(data_dir=str(tmp_path))) as memory:
+        graph = build_chat_graph(memory, llm, remember_in_background=True)
+        state = graph.invoke({"messages": [("user", "I live in Lisbon.")], "user_id": "al"})
+        assert state["messages"][-1].content == "Nice!"
+        memory.flush()
+        assert {r["target"] for r in memory.get_all(user_id="al")["relations"]} == {"Lisbon"}
+        assert [m["memory"] for m in memory.get_all(user_id="al")["results"]] == [
+            "I live in Lisbon."]

@@ -54,17 +54,22 @@ class MemoryChatNode:
         limit: how many memories go into the prompt.
         system_prompt: a template with `{context}`.
         raise_memory_errors: raise instead of answering without memory when hybridmem fails.
+        remember_in_background: hand the exchange to `Memory.add(..., wait=False)` so the
+            reply does not wait on extraction (journaled first, so nothing is lost; a
+            search in the very next turn may not see it yet). `Memory` only.
     """
 
     def __init__(self, memory: Memory | MemoryClient, llm: Any, *, user_key: str = "user_id",
                  limit: int = 5, system_prompt: str = DEFAULT_PROMPT,
-                 raise_memory_errors: bool = False) -> None:
+                 raise_memory_errors: bool = False,
+                 remember_in_background: bool = False) -> None:
         self.memory = memory
         self.llm = llm
         self.user_key = user_key
         self.limit = limit
         self.system_prompt = system_prompt
         self.raise_memory_errors = raise_memory_errors
+        self.remember_in_background = remember_in_background and isinstance(memory, Memory)
 
     def __call__(self, state: dict[str, Any]) -> dict[str, Any]:
         """Answer the last message with the user's memories in the system prompt."""
@@ -79,10 +84,14 @@ class MemoryChatNode:
             self._memory_failed("search", exc)
         prompt = self.system_prompt.format(context=context or "(nothing remembered yet)")
         response = self.llm.invoke([SystemMessage(content=prompt), *messages])
+        exchange = [{"role": "user", "content": question},
+                    {"role": "assistant", "content": response.content}]
         try:
-            self.memory.add([{"role": "user", "content": question},
-                             {"role": "assistant", "content": response.content}],
-                            user_id=user_id)
+            if self.remember_in_background:
+                assert isinstance(self.memory, Memory)
+                self.memory.add(exchange, user_id=user_id, wait=False)
+            else:
+                self.memory.add(exchange, user_id=user_id)
         except HybridMemError as exc:
             self._memory_failed("add", exc)
         return {"messages": [response]}

@@ -113,14 +113,26 @@ class Writer:
                   **keyed: str | None) -> Iterator[str]:
         """Journal an operation's input and hold it as running for the call's length;
         yields its id (`keyed`: `idem_key`, `idem_input` of `Journal.begin`)."""
-        with self._running_lock:
-            op_id = self._journal.begin(kind, scope, payload, **keyed)
-            self._running.add(op_id)
+        op_id = self.begin_running(kind, scope, payload, **keyed)
         try:
             yield op_id
         finally:
-            with self._running_lock:
-                self._running.discard(op_id)
+            self.end_running(op_id)
+
+    def begin_running(self, kind: str, scope: Scope | None, payload: dict[str, Any],
+                      **keyed: str | None) -> str:
+        """Journal an operation's input and hold it as running until `end_running` (an
+        add handed to the background worker is running from the moment it is journaled:
+        no recovery replays it beside the worker)."""
+        with self._running_lock:
+            op_id = self._journal.begin(kind, scope, payload, **keyed)
+            self._running.add(op_id)
+        return op_id
+
+    def end_running(self, op_id: str) -> None:
+        """The operation's call is over (done, or failed and left to recovery)."""
+        with self._running_lock:
+            self._running.discard(op_id)
 
     # ------------------------------------------------------------ add
 
