@@ -104,7 +104,8 @@ def absorb(candidates: list[Candidate]) -> list[Candidate]:
     return [c for c in candidates if c.id not in absorbed]
 
 
-def fuse(candidates: list[Candidate], config: SearchConfig) -> list[Candidate]:
+def fuse(candidates: list[Candidate], config: SearchConfig,
+         evidence: dict[str, float] | None = None) -> list[Candidate]:
     """Normalise, dedup, score and sort candidates (best first)."""
     weights, method, rrf_k = config.weights, config.fusion, config.rrf_k
     normalise(candidates, config)
