@@ -56,12 +56,19 @@ KS = (1, 5, 10, 25)
 LIMIT = max(KS)
 METRICS = [f"r@{k}" for k in KS] + ["mrr", "ndcg@10"]
 IMPLICIT_WEIGHT = 0.25
-# The grid the folds choose from (vector_ceiling is redundant with the weights).
+# The grid the folds choose from: the vector's calibration (cosine ceiling, and the z
+# floor and span against the scope's background), the BM25 half-point, weight and
+# coverage floor (bm25_coverage 1.0). "fixed" rows: the calibration shipped before
+# (cosine floor 0.0 / ceiling 0.75, no background, no coverage term).
 GRID = {
-    "vector_floor": (-0.1, 0.0, 0.1, 0.2),
-    "bm25_half": (2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
-    "bm25_weight": (1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+    "vector_ceiling": (0.75, 0.9, 1.0),
+    "vector_z_floor": (-1.0, 0.0),
+    "vector_z_span": (6.0, 8.0),
+    "bm25_half": (16.0, 32.0),
+    "bm25_weight": (3.0, 4.0, 6.0),
+    "bm25_min_coverage": (0.0, 0.1, 0.2),
 }
+FIXED_GRID = {"bm25_half": (16.0, 32.0, 64.0), "bm25_weight": (4.0, 6.0)}
 
 try:
     from tqdm import tqdm
@@ -184,14 +191,26 @@ def averages(results: dict[int, list[dict[str, float]]], categories) -> dict[str
 
 
 def grid_configs() -> list[tuple[dict, SearchConfig]]:
-    """Every setting the folds choose from."""
+    """Every setting the folds choose from (the shipped context settings throughout)."""
+    base = SearchConfig()
     out = []
-    for floor, half, weight in itertools.product(*GRID.values()):
-        settings = {"vector_floor": floor, "bm25_half": half, "bm25_weight": weight}
-        out.append((settings, SearchConfig(
-            vector_floor=floor, vector_ceiling=max(floor + 0.5, 0.75), bm25_half=half,
-            relation_bm25_half=half / 2,
-            weights={"vector": 1.0, "bm25": weight, "graph": 1.0})))
+    for values in itertools.product(*GRID.values()):
+        settings = dict(zip(GRID, values, strict=True))
+        weight = settings["bm25_weight"]
+        out.append((settings, base.model_copy(update={
+            "vector_calibration": "background", "vector_floor": 0.0,
+            "vector_ceiling": settings["vector_ceiling"],
+            "vector_z_floor": settings["vector_z_floor"],
+            "vector_z_span": settings["vector_z_span"], "bm25_half": settings["bm25_half"],
+            "relation_bm25_half": settings["bm25_half"] / 2, "bm25_coverage": 1.0,
+            "bm25_min_coverage": settings["bm25_min_coverage"],
+            "weights": {"vector": 1.0, "bm25": weight, "graph": 1.0}})))
+    for half, weight in itertools.product(*FIXED_GRID.values()):
+        settings = {"fixed": True, "bm25_half": half, "bm25_weight": weight}
+        out.append((settings, base.model_copy(update={
+            "vector_calibration": "fixed", "vector_floor": 0.0, "vector_ceiling": 0.75,
+            "bm25_half": half, "relation_bm25_half": half / 2, "bm25_coverage": 0.0,
+            "weights": {"vector": 1.0, "bm25": weight, "graph": 1.0}})))
     return out
 
 
@@ -223,6 +242,22 @@ def leave_one_out(questions: list[Question], maps, categories) -> tuple[list, di
             [cache[(s, i)] for s in by_sample if s != held_out])))
         folds[held_out] = (configs[best][0], averages(cache[(held_out, best)], categories))
     return configs, folds
+
+
+def fold_results(questions: list[Question], maps, folds: dict) -> list[dict[int, list]]:
+    """Each held-out conversation's per-question scores under the settings its fold
+    chose."""
+    chosen = {settings_key(settings): config for settings, config in grid_configs()}
+    out = []
+    for held_out, (settings, _) in folds.items():
+        qs = [q for q in questions if q.sample == held_out]
+        out.append(evaluate(qs, "merged", chosen[settings_key(settings)], maps))
+    return out
+
+
+def settings_key(settings: dict) -> str:
+    """A fold's chosen settings as a lookup key."""
+    return json.dumps(settings, sort_keys=True)
 
 
 def _merge(parts: list[dict[int, list]]) -> dict[int, list]:
@@ -318,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = {mode: averages(evaluate(questions, mode, defaults, maps), categories)
                for mode in MODES}
     rows = [[mode, name, str(sum(1 for q in questions if CATEGORIES[q.category] == name)
-                             if name != "overall" else len(questions))]
+                             if name != "overall"
+                             else sum(1 for q in questions if q.category != IMPLICIT))]
             + [f"{avg[m]:.1f}" for m in METRICS]
             for mode, by_name in figures.items() for name, avg in by_name.items()]
     print("shipped defaults (SearchConfig()):")
@@ -339,6 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(["worst fold", ""] + [f"{worst[m]:.1f}" for m in METRICS])
         print("\nleave-one-conversation-out (settings chosen on the other conversations):")
         print(table(["held out", "chosen settings"] + METRICS, rows))
+        # per category: each fold's questions scored under that fold's settings, pooled
+        pooled = _merge(fold_results(questions, maps, folds))
+        by_category = averages(pooled, categories)
+        print("\nleave-one-conversation-out, per category (questions of all folds pooled):")
+        print(table(["category"] + METRICS, [[name] + [f"{avg[m]:.1f}" for m in METRICS]
+                                             for name, avg in by_category.items()]))
+        figures["loco_categories"] = by_category
         figures["loco"] = {"folds": {s: {"settings": st, **avg} for s, (st, avg) in
                                      folds.items()}, "mean": mean, "worst": worst}
     if args.json:
