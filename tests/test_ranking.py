@@ -93,8 +93,8 @@ def test_a_dense_match_is_not_buried_by_matches_on_common_words(fresh_memory):
 
 def test_a_match_on_a_small_share_of_the_query_earns_nothing():
     """A memory matching one word of a long remark (BM25 3 of the 40 a memory with every
-    query word would get) earns no BM25 credit, so a closer dense match ranks first;
-    without the coverage term its BM25 outweighs the dense match."""
+    query word would get) earns 7.5 % of its BM25 credit, so a closer dense match ranks
+    first; without the coverage term its BM25 outweighs the dense match."""
     from hybridmem.config import SearchConfig
     from hybridmem.read.merger import Candidate, fuse
 
