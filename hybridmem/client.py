@@ -72,10 +72,14 @@ class _Requests:
     @staticmethod
     def add(messages: Any, *, user_id: str | None = None, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None,
-            infer: bool = True, idempotency_key: str | None = None) -> _Call:
+            infer: bool = True, idempotency_key: str | None = None,
+            timestamp: Any = None) -> _Call:
         body = {"messages": messages, **_ids(user_id, agent_id, run_id), "infer": infer}
         if metadata is not None:
             body["metadata"] = metadata
+        if timestamp is not None:  # a datetime travels as ISO 8601
+            body["timestamp"] = (timestamp.isoformat() if hasattr(timestamp, "isoformat")
+                                 else timestamp)
         return _Call("POST", "/memories", body=body,
                      headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex})
 

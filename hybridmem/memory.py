@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hybridmem.config import MemoryConfig
+from hybridmem.dates import parse_timestamp
 from hybridmem.engines import Engines
 from hybridmem.errors import (
     ClosedError,
@@ -272,6 +273,7 @@ class Memory:
         memory_type: str | None = None,
         prompt: str | None = None,
         idempotency_key: str | None = None,
+        timestamp: Any = None,
         wait: bool = True,
     ) -> dict[str, Any]:
         """Remember messages (a str, a role/content dict, or a list of them).
@@ -283,6 +285,12 @@ class Memory:
         `idempotency_key` (any unique string, a UUID say) makes the add happen once: a
         call repeated with the same key and input in the same scope, after a crash or a
         lost answer, returns the first call's result and stores nothing again.
+
+        `timestamp` (a datetime, an ISO 8601 string or unix seconds, as mem0 takes it):
+        when the messages were said. It becomes the memories' `created_at` (an imported
+        conversation keeps its dates), and relative dates in them ("yesterday", "last
+        week", "two years ago") are resolved against it into words search can match
+        ("7 may 2023"). Default: now.
 
         `wait=False` returns once the input is journaled (durable: a crash replays it) and
         leaves extraction and storage to a background worker, so an agent's reply need not
@@ -322,11 +330,13 @@ class Memory:
         parsed = parse_messages(messages, self.config.max_text_chars)
         clean_metadata = check_metadata(metadata)
         key = check_idempotency_key(idempotency_key)
+        said_at = parse_timestamp(timestamp) if timestamp is not None else None
         merged: dict[str, Any] = {"results": [], "relations": {"added_entities": [],
                                                                "deleted_entities": []}}
         if not wait:
-            return {**merged, "queued": self._queue_add(scope, parsed, clean_metadata, infer)}
-        digest = _input_digest(parsed, clean_metadata, infer) if key else None
+            return {**merged, "queued": self._queue_add(scope, parsed, clean_metadata, infer,
+                                                        said_at)}
+        digest = _input_digest(parsed, clean_metadata, infer, said_at) if key else None
         with self._keyed_calls.hold(scope, key):
             # A long conversation is stored in batches, each journaled and applied on its
             # own, so memory stays bounded and a crash replays one batch, not the whole call.
@@ -339,10 +349,10 @@ class Memory:
                     if result is None:
                         with self._writer.journaled("add", scope, {
                             "messages": [m.__dict__ for m in batch], "metadata": clean_metadata,
-                            "infer": infer,
+                            "infer": infer, "timestamp": said_at,
                         }, idem_key=batch_key, idem_input=digest) as op_id:
                             result = self._writer.add(op_id, scope, batch, clean_metadata,
-                                                      infer)
+                                                      infer, timestamp=said_at)
                 except HybridMemError as exc:
                     if start:
                         exc.add_note(f"messages 0-{start - 1} of this call were stored; "
@@ -354,7 +364,7 @@ class Memory:
         return merged
 
     def _queue_add(self, scope: Scope, parsed: list[Message], metadata: dict[str, Any],
-                   infer: bool) -> list[str]:
+                   infer: bool, said_at: str | None) -> list[str]:
         """Journal each batch now; hand its planning and applying to the worker."""
         with self._background_lock:
             if self._background is None:
@@ -366,12 +376,12 @@ class Memory:
             batch = parsed[start : start + size]
             op_id = self._writer.begin_running("add", scope, {
                 "messages": [m.__dict__ for m in batch], "metadata": metadata,
-                "infer": infer})
+                "infer": infer, "timestamp": said_at})
             queued.append(op_id)
 
             def job(op_id: str = op_id, batch: list[Message] = batch) -> None:
                 try:
-                    self._writer.add(op_id, scope, batch, metadata, infer)
+                    self._writer.add(op_id, scope, batch, metadata, infer, timestamp=said_at)
                 finally:
                     self._writer.end_running(op_id)
 
@@ -784,10 +794,15 @@ def _close_stores(write_lock: threading.RLock, stores: Stores) -> None:
         stores.lock.release()
 
 
-def _input_digest(messages: list[Any], metadata: dict[str, Any], infer: bool) -> str:
-    """What an idempotency key is bound to: the add's input, whatever batch it is in."""
-    body = json.dumps({"messages": [m.__dict__ for m in messages], "metadata": metadata,
-                       "infer": infer}, sort_keys=True, ensure_ascii=False)
+def _input_digest(messages: list[Any], metadata: dict[str, Any], infer: bool,
+                  timestamp: str | None = None) -> str:
+    """What an idempotency key is bound to: the add's input, whatever batch it is in
+    (the timestamp only when one is given, so keys journaled before it existed match)."""
+    fields: dict[str, Any] = {"messages": [m.__dict__ for m in messages],
+                              "metadata": metadata, "infer": infer}
+    if timestamp is not None:
+        fields["timestamp"] = timestamp
+    body = json.dumps(fields, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -87,11 +87,14 @@ def metadata_json(metadata: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class MemoryText:
-    """What the lexical index reads of a memory: its text and the texts its context quotes."""
+    """What the lexical index reads of a memory: its text, the texts its context quotes,
+    and when it was said."""
 
     memory_id: str
     text: str
     context: tuple[str, ...] = ()
+    # when it was said: the relative dates of `text` are resolved against it
+    created_at: str | None = None
 
 
 class MemoryWrite(BaseModel):

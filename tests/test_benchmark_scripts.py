@@ -23,10 +23,13 @@ def run(*args: str) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not LOCOMO.exists(), reason="../shared/data/locomo-dev.json not present")
 def test_locomo_retrieval_runs():
-    text = run("benchmarks/locomo_retrieval.py", "--limit-conversations", "1")
+    text = run("benchmarks/locomo_retrieval.py", "--limit-conversations", "1", "--implicit")
     rows = [[c.strip() for c in line.split("|")] for line in text.splitlines() if "|" in line]
     overall = {r[0] for r in rows if len(r) > 2 and r[1] == "overall"}
     assert overall == {"vector", "bm25", "merged"}
+    # the implicit pairs are asked beside LoCoMo's questions, and reported apart
+    implicit = {r[0]: r[2] for r in rows if len(r) > 2 and r[1] == "implicit"}
+    assert implicit == {"vector": "48", "bm25": "48", "merged": "48"}
     assert "r@10" in text and "ndcg@10" in text
 
 

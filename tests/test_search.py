@@ -158,7 +158,9 @@ def test_relation_absorbs_its_memory():
     assert [c.id for c in ranked] == ["e1", "m2"]
     config = SearchConfig()  # per signal, the better of the relation's and its memory's
     bm25 = max(3 / (3 + config.bm25_half), 1 / (1 + config.relation_bm25_half))
-    assert ranked[0].normalized == {"vector": 1.0, "bm25": pytest.approx(bm25), "graph": 1.0}
+    vector = min(0.8 / config.vector_ceiling, 1.0)  # the memory's (no background given)
+    assert ranked[0].normalized == {"vector": pytest.approx(vector),
+                                    "bm25": pytest.approx(bm25), "graph": 1.0}
     assert ranked[0].raw["vector"] == 0.8
 
 

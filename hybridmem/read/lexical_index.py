@@ -26,12 +26,13 @@ from itertools import chain
 
 import numpy as np
 
+from hybridmem.dates import DATE_MARKER, date_words
 from hybridmem.read.bm25 import K1, B
 from hybridmem.read.scope_cache import CachedScopes, ScopeCache
 from hybridmem.records import MemoryText, WritePlan
 from hybridmem.scope import SCOPE_FIELDS, Scope
 from hybridmem.stores.catalog import context_lines
-from hybridmem.text import content_stems, stems
+from hybridmem.text import content_stems, stems, tokenize
 
 # Query words scored at most (FTS5's query was cut at the same length).
 MAX_QUERY_WORDS = 32
@@ -75,8 +76,9 @@ class _ScopePostings:
         if not n:
             return built
         line_of: dict[str, int] = {}
-        for item in texts:
-            line_of.setdefault(item.text, len(line_of))
+        own_text = [indexed_text(item) for item in texts]
+        for item, text in zip(texts, own_text, strict=True):
+            line_of.setdefault(text, len(line_of))
             for line in item.context:
                 line_of.setdefault(line, len(line_of))
         stemmed = [stems(line) for line in line_of]
@@ -95,7 +97,7 @@ class _ScopePostings:
             at = np.repeat(start[lines] - (np.cumsum(k) - k), k) + np.arange(k.sum())
             return np.repeat(rows, k), line_words[at], line_counts[at]
 
-        own_line = np.fromiter((line_of[t.text] for t in texts), np.int64, n)
+        own_line = np.fromiter((line_of[t] for t in own_text), np.int64, n)
         near_row = np.fromiter((r for r, t in enumerate(texts) for _ in t.context), np.int64)
         near_line = np.fromiter((line_of[c] for t in texts for c in t.context), np.int64)
         own = entries(np.arange(n), own_line)
@@ -217,9 +219,56 @@ class _ScopePostings:
                 continue
             rows, tf = rows[hit], tf[hit]
             length = own_length[rows] + (near_length[rows] if with_context else 0.0)
-            idf = max(math.log(1 + (n - found + 0.5) / (found + 0.5)) - no_evidence, 1e-6)
+            idf = _idf(n, found, no_evidence)
             out[rows] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
         return out
+
+
+    def ideal(self, words: Iterable[str], context_weight: float) -> float:
+        """The BM25 a memory of average length holding each query word once would get:
+        the sum of the words' IDF (a word no current memory has counts as the rarest).
+        A real match's score over this says how much of the query's evidence it holds."""
+        n = len(self.row)
+        if n == 0:
+            return 0.0
+        no_evidence = math.log(1 + 0.5 / (n + 0.5))
+        live = np.frombuffer(self.live, np.uint8)
+        total = 0.0
+        for word in words:
+            posting = self.postings.get(word)
+            found = 0
+            if posting is not None:
+                rows = np.frombuffer(posting.rows, np.uint32)
+                tf = np.frombuffer(posting.own, np.float32)
+                if context_weight > 0:
+                    tf = tf + np.frombuffer(posting.near, np.float32)
+                found = int(np.count_nonzero((live[rows] == 1) & (tf > 0)))
+            total += _idf(n, found, no_evidence)
+        return total
+
+
+def _idf(n: int, found: int, no_evidence: float) -> float:
+    """Lucene's IDF of a word in `found` of `n` memories, less a word-in-every-memory's,
+    floored at 1e-6 (found, but no evidence)."""
+    return max(math.log(1 + (n - found + 0.5) / (found + 0.5)) - no_evidence, 1e-6)
+
+
+def query_words(query: str) -> list[str]:
+    """The stems a query is scored by: its content words (question words such as "what",
+    "when", "did" are stop words), and for a "when" question the marker every memory
+    that names or implies a date carries (`dates.DATE_MARKER`): it asks for one."""
+    words = list(dict.fromkeys(content_stems(query)))[:MAX_QUERY_WORDS]
+    if words and "when" in tokenize(query):
+        words += [w for w in stems(DATE_MARKER) if w not in words]
+    return words
+
+
+def indexed_text(item: MemoryText) -> str:
+    """A memory's own words as indexed: its text, then the dates it speaks of resolved
+    against when it was said (`dates.date_words`: "yesterday" said on 8 May 2023 is also
+    found as "7 may 2023")."""
+    words = date_words(item.text, item.created_at)
+    return f"{item.text} {' '.join(words)}" if words else item.text
 
 
 def _stemmed(texts: Iterable[MemoryText]) -> Iterable[tuple[str, list[str], list[str]]]:
@@ -235,7 +284,7 @@ def _stemmed(texts: Iterable[MemoryText]) -> Iterable[tuple[str, list[str], list
 
     for item in texts:
         near = [s for line in item.context for s in line_stems(line)]
-        yield item.memory_id, line_stems(item.text), near
+        yield item.memory_id, line_stems(indexed_text(item)), near
 
 
 class LexicalIndex(CachedScopes[_ScopePostings]):
@@ -250,7 +299,7 @@ class LexicalIndex(CachedScopes[_ScopePostings]):
                ) -> list[tuple[str, float]]:
         """The `limit` best current memories of a read scope for the query's content words:
         (id, BM25 score > 0), best first, ties by id."""
-        words = list(dict.fromkeys(content_stems(query)))[:MAX_QUERY_WORDS]
+        words = query_words(query)
         if not words or limit <= 0:
             return []
         with self._cache.lock:
@@ -262,6 +311,15 @@ class LexicalIndex(CachedScopes[_ScopePostings]):
                 found = found[scores[found] >= cut]
             ranked = [(postings.ids[r], float(scores[r])) for r in found]
         return sorted(ranked, key=lambda item: (-item[1], item[0]))[:limit]
+
+    def ideal(self, query: str, scope: Scope, *, context_weight: float = 1.0) -> float:
+        """`_ScopePostings.ideal` of the query's content words in a read scope: what a
+        memory holding every query word once would score (0 for an empty scope)."""
+        words = query_words(query)
+        if not words:
+            return 0.0
+        with self._cache.lock:
+            return self._cache.get(scope).ideal(words, context_weight)
 
     def _loaded(self, scope: Scope) -> _ScopePostings:
         return _ScopePostings.built(self._load(scope))
@@ -281,7 +339,7 @@ class LexicalIndex(CachedScopes[_ScopePostings]):
                     continue
                 if record.superseded_at is None:
                     current.append(MemoryText(record.id, record.text,
-                                              context_lines(record.context)))
+                                              context_lines(record.context), record.created_at))
                 else:
                     postings.remove(record.id)
             for memory_id, own, near in _stemmed(current):

@@ -16,10 +16,21 @@ A relation and the memories it came from are one hit (`absorb`): the relation ke
 signal, the best normalised value among itself and those memories.
 
 A fixed calibration curve per signal makes them comparable, whatever else the query
-found (`SearchConfig`): `vector_n = clip((cos - floor) / (ceiling - floor), 0, 1)`,
-`bm25_n = bm25 / (bm25 + half)` (memory text and relation sentences each with their own
-`half`), `graph_n = graph` (already 0..1). A weak best match stays weak, and a BM25 of
-1e-06 in a tiny corpus stays ~0 instead of becoming the query's "best".
+found (`SearchConfig`), with two per-query facts the retriever measures (`evidence`):
+- `vector_n = max(clip((cos - floor) / (ceiling - floor)), clip((z - z_floor) / z_span))`,
+  z = (cos - mean) / std over the cosines of every memory of the scope (the scope's
+  background, from the in-process index; without it only the cosine curve): a memory
+  standing far out from what this query gets by chance is a strong dense match even when
+  all the query's cosines are low, as for a remark sharing no word with the memory it
+  depends on;
+- `bm25_n = bm25 / (bm25 + half)` (memory text and relation sentences each with their own
+  `half`), for a memory times its coverage `min(1, share / coverage)`, and 0 when
+  `share < min_coverage`, share = bm25 / ideal, ideal = the BM25 a memory holding every
+  query word once would get: a match on a word or two of a long query, common ones as a
+  rule, is no evidence; a match on most of a question's words is;
+- `graph_n = graph` (already 0..1).
+A weak best match stays weak, and a BM25 of 1e-06 in a tiny corpus stays ~0 instead of
+becoming the query's "best".
 
 Fusion (configurable, `SearchConfig.fusion`):
 - `weighted` (default): `score = sum_k w_k * n_k / sum_k w_k`, in [0, 1];
@@ -74,17 +85,35 @@ class Candidate:
         }
 
 
-def normalise(candidates: list[Candidate], config: SearchConfig) -> None:
-    """Fill `normalized` by the calibration curves in the module docstring."""
+def normalise(candidates: list[Candidate], config: SearchConfig,
+              evidence: dict[str, float] | None = None) -> None:
+    """Fill `normalized` by the calibration curves in the module docstring (the
+    background and coverage terms only with the `evidence` the retriever measured)."""
+    evidence = evidence or {}
+    mean, std = evidence.get("vector_mean"), evidence.get("vector_std", 0.0)
+    background = (config.vector_calibration == "background" and mean is not None
+                  and std > 1e-9)
     span = config.vector_ceiling - config.vector_floor
     half = {"memory": config.bm25_half, "relation": config.relation_bm25_half}
+    # what a memory holding every query word once would score (0: no coverage term)
+    ideal = evidence.get("bm25_ideal", 0.0) if config.bm25_coverage > 0 else 0.0
     for c in candidates:
         c.normalized = {}
         if "vector" in c.raw:
-            c.normalized["vector"] = _clip((c.raw["vector"] - config.vector_floor) / span)
+            cosine = c.raw["vector"]
+            value = _clip((cosine - config.vector_floor) / span)
+            if background:  # close in absolute terms, or standing out from the scope
+                z = (cosine - mean) / std
+                value = max(value, _clip((z - config.vector_z_floor) / config.vector_z_span))
+            c.normalized["vector"] = value
         if "bm25" in c.raw:
             raw = max(c.raw["bm25"], 0.0)
-            c.normalized["bm25"] = raw / (raw + half[c.kind])
+            value = raw / (raw + half[c.kind])
+            if ideal > 0 and c.kind == "memory":
+                share = raw / ideal
+                value *= (0.0 if share < config.bm25_min_coverage
+                          else min(share / config.bm25_coverage, 1.0))
+            c.normalized["bm25"] = value
         if "graph" in c.raw:
             c.normalized["graph"] = _clip(c.raw["graph"])
 
@@ -115,10 +144,11 @@ def absorb(candidates: list[Candidate]) -> list[Candidate]:
     return [c for c in candidates if c.id not in absorbed]
 
 
-def fuse(candidates: list[Candidate], config: SearchConfig) -> list[Candidate]:
+def fuse(candidates: list[Candidate], config: SearchConfig,
+         evidence: dict[str, float] | None = None) -> list[Candidate]:
     """Normalise, dedup, score and sort candidates (best first)."""
     weights, method, rrf_k = config.weights, config.fusion, config.rrf_k
-    normalise(candidates, config)
+    normalise(candidates, config, evidence)
     for c in candidates:
         if c.stale:
             c.normalized = {s: v * STALE_WEIGHT for s, v in c.normalized.items()}

@@ -78,7 +78,7 @@ class Retriever:
         """
         k = max(limit * self.config.candidate_factor, self.config.min_candidates)
         kept, pool, graph = self.candidates(query, scope, k=k, where=where, signals=signals)
-        ranked = fuse(kept, self.config)
+        ranked = fuse(kept, self.config, pool.evidence)
         if threshold is not None:
             ranked = [c for c in ranked if c.score >= threshold]
         ranked = ranked[:limit]
@@ -125,7 +125,7 @@ class Retriever:
         vectors (exact, the filter applied exactly), or Milvus ANN with the part of the
         filter Milvus evaluates exactly (the rest is checked in _visible)."""
         if self._index is not None:
-            found = self._index.search(query_vector, scope, k, where)
+            found = self._index.search(query_vector, scope, k, where, background=pool.evidence)
         else:
             extra = 4 if where is not None else 1
             found = self._vectors.search(query_vector[None, :], scope, k * extra,
@@ -135,9 +135,10 @@ class Retriever:
 
     def _memory_bm25_signal(self, pool: _Pool, query: str, scope: Scope, k: int) -> None:
         """BM25 over the scope's current memories (their texts and contexts)."""
-        for memory_id, score in self._lexical.search(
-                query, scope, k, context_weight=self.config.context_weight):
+        weight = self.config.context_weight
+        for memory_id, score in self._lexical.search(query, scope, k, context_weight=weight):
             pool.memory(memory_id).raw["bm25"] = score
+        pool.evidence["bm25_ideal"] = self._lexical.ideal(query, scope, context_weight=weight)
 
     def _fill_cosines(self, pool: _Pool, query_vector: np.ndarray) -> None:
         """Lexical-only candidates get their real cosine too, so fusion compares like with
@@ -208,6 +209,8 @@ class _Pool:
     def __init__(self) -> None:
         self.candidates: dict[str, Candidate] = {}
         self.edges: dict[str, EdgeRecord] = {}
+        # per-query facts fusion weighs the signals by (merger.fuse's `evidence`)
+        self.evidence: dict[str, float] = {}
 
     def memory(self, memory_id: str) -> Candidate:
         return self.candidates.setdefault(

@@ -124,10 +124,13 @@ class VectorIndex(CachedScopes[_ScopeVectors]):
         self._cache: ScopeCache[_ScopeVectors] = ScopeCache(self._loaded, budget_bytes)
 
     def search(self, query: np.ndarray, scope: Scope, limit: int, where: Filter | None = None,
-               *, exact: bool = False) -> list[tuple[str, float]]:
+               *, exact: bool = False, background: dict[str, float] | None = None
+               ) -> list[tuple[str, float]]:
         """The `limit` most similar memories of a read scope: (id, cosine), best first.
         `where` filters on metadata; `exact` keeps only rows written with exactly these
-        scope ids."""
+        scope ids. `background`, when given, receives the mean and standard deviation
+        of the query's cosine over every memory searched (`vector_mean`, `vector_std`):
+        how similar a memory of this scope is to the query by chance."""
         with self._cache.lock:
             vectors = self._cache.get(scope)
             n = len(vectors.ids)
@@ -141,6 +144,11 @@ class VectorIndex(CachedScopes[_ScopeVectors]):
                     (row["user_id"], row["agent_id"], row["run_id"]))
                 mask = vectors.scopes.of_row[:n] == (-1 if code is None else code)
                 keep = mask if keep is None else keep & mask
+            if background is not None:
+                searched = scores if keep is None else scores[keep]
+                if len(searched):
+                    background["vector_mean"] = float(searched.mean())
+                    background["vector_std"] = float(searched.std())
             if keep is not None:
                 scores = np.where(keep, scores, -np.inf)
             k = min(limit, n)

@@ -65,6 +65,8 @@ class AddRequest(_Body):
     metadata: dict[str, Any] | None = None
     infer: StrictBool = Field(True, description="extract facts and relations (false: store "
                                                 "each message verbatim)")
+    timestamp: StrictStr | StrictFloat | StrictInt | None = Field(
+        None, description="when the messages were said: ISO 8601 or unix seconds")
 
 
 class SearchRequest(_Body):
@@ -146,7 +148,8 @@ def create_app(memory: AsyncMemory, access: Access, gate: Gate | None = None, *,
             messages = [m.model_dump() for m in messages]
         return _json(await me.add(messages, user_id=body.user_id, agent_id=body.agent_id,
                                   run_id=body.run_id, metadata=body.metadata,
-                                  infer=body.infer, idempotency_key=idempotency_key))
+                                  infer=body.infer, idempotency_key=idempotency_key,
+                                  timestamp=body.timestamp))
 
     @app.get("/memories", tags=["memories"])
     async def get_all_memories(

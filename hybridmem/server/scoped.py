@@ -27,11 +27,12 @@ class ScopedMemory:
     async def add(self, messages: Any, *, user_id: str | None = None,
                   agent_id: str | None = None, run_id: str | None = None,
                   metadata: dict[str, Any] | None = None, infer: bool = True,
-                  idempotency_key: str | None = None) -> dict[str, Any]:
+                  idempotency_key: str | None = None, timestamp: Any = None
+                  ) -> dict[str, Any]:
         """`Memory.add` in the caller's scope."""
         ids = self.principal.scope_ids(user_id, agent_id, run_id)
         return await self.memory.add(messages, **ids, metadata=metadata, infer=infer,
-                                     idempotency_key=idempotency_key)
+                                     idempotency_key=idempotency_key, timestamp=timestamp)
 
     async def search(self, query: str, *, user_id: str | None = None,
                      agent_id: str | None = None, run_id: str | None = None, limit: int = 100,

@@ -97,8 +97,8 @@ class MemoryCatalog:
         text, *scope = old
         line = _context_line(text)
         rows = conn.execute(
-            "SELECT id, text, context FROM memories WHERE user_id = ? AND agent_id = ? AND "
-            "run_id = ? AND instr(context, ?) > 0", (*scope, line)).fetchall()
+            "SELECT id, text, context, created_at FROM memories WHERE user_id = ? AND "
+            "agent_id = ? AND run_id = ? AND instr(context, ?) > 0", (*scope, line)).fetchall()
         restated = {}
         for row in rows:
             lines = row["context"].split(_CONTEXT_SEPARATOR)
@@ -107,7 +107,8 @@ class MemoryCatalog:
             kept = [(new_text if item == line else item) for item in lines]
             context = context_of([t for t in kept if t is not None])
             conn.execute("UPDATE memories SET context = ? WHERE id = ?", (context, row["id"]))
-            restated[row["id"]] = MemoryText(row["id"], row["text"], context_lines(context))
+            restated[row["id"]] = MemoryText(row["id"], row["text"], context_lines(context),
+                                             row["created_at"])
         return restated
 
     # ---------------------------------------------------------------- projection
@@ -162,9 +163,10 @@ class MemoryCatalog:
         the in-process lexical index)."""
         where, params = _scope_where(scope)
         rows = self._db.read(
-            f"SELECT id, text, context FROM memories WHERE {where} AND superseded_at IS NULL "
-            "ORDER BY rowid", params)
-        return [MemoryText(r["id"], r["text"], context_lines(r["context"])) for r in rows]
+            f"SELECT id, text, context, created_at FROM memories WHERE {where} AND "
+            "superseded_at IS NULL ORDER BY rowid", params)
+        return [MemoryText(r["id"], r["text"], context_lines(r["context"]), r["created_at"])
+                for r in rows]
 
     def tombstones(self) -> list[str]:
         """Ids deleted from the record whose Milvus deletion is not known durable."""

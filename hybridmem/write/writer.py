@@ -138,8 +138,10 @@ class Writer:
 
     def add(self, op_id: str, scope: Scope, messages: list[Message],
             metadata: dict[str, Any], infer: bool,
-            extraction: Extraction | None = None) -> dict[str, Any]:
-        """Run a journaled add to the end; returns the mem0-shaped result."""
+            extraction: Extraction | None = None, *,
+            timestamp: str | None = None) -> dict[str, Any]:
+        """Run a journaled add to the end; returns the mem0-shaped result. `timestamp`
+        (an `iso` string) is when the messages were said: the memories' `created_at`."""
         if infer and extraction is None:
             # The LLM call runs outside the write lock so adds of other scopes go on.
             with self._planning(op_id, "add"):
@@ -150,14 +152,17 @@ class Writer:
         with self.lock:
             with self._planning(op_id, "add"):
                 self._settle()
-                plan = self._plan_add(op_id, scope, messages, metadata, infer, extraction)
+                plan = self._plan_add(op_id, scope, messages, metadata, infer, extraction,
+                                      timestamp)
             self.run(plan)
         return plan.result
 
     def _plan_add(self, op_id: str, scope: Scope, messages: list[Message],
                   metadata: dict[str, Any], infer: bool,
-                  extraction: Extraction | None) -> WritePlan:
+                  extraction: Extraction | None, timestamp: str | None = None) -> WritePlan:
         now = now_iso()
+        # A memory is dated when it was said; its history row, when it was stored.
+        said_at = timestamp or now
         plan = WritePlan(op_id=op_id, kind="add")
         if infer:
             assert extraction is not None
@@ -206,7 +211,7 @@ class Writer:
                 continue
             record = MemoryRecord(
                 id=str(uuid.uuid4()), text=text, hash=h, metadata=metadata, role=roles[i],
-                actor_id=actors[i], created_at=now, updated_at=None, inferred=infer,
+                actor_id=actors[i], created_at=said_at, updated_at=None, inferred=infer,
                 context=context_of(recent[-window:]) if window else "", **scope.as_row(),
             )
             recent.append(text)
@@ -564,7 +569,8 @@ class Writer:
             extraction = payload.get("extraction")
             return self.add(op.id, op.scope, [Message(**m) for m in payload["messages"]],
                             payload["metadata"], payload["infer"],
-                            extraction_from_dict(extraction) if extraction else None)
+                            extraction_from_dict(extraction) if extraction else None,
+                            timestamp=payload.get("timestamp"))
         if op.kind == "import":  # a batch that died before its plan was stored wrote nothing
             self._journal.discard(op.id, force=True)
             return None

@@ -212,3 +212,15 @@ def test_another_opener_is_told_where_the_store_is_served(served):
                            str(served.data_dir)], capture_output=True, text=True, timeout=120)
     assert held.returncode == 3
     assert "served by `hybridmem serve`" in held.stderr and served.url in held.stderr
+
+
+def test_an_add_keeps_the_timestamp_its_body_gives(served, user):
+    _, key = user
+    with served.http(key) as http:
+        added = http.post("/memories", json={"messages": "I adopted a cat yesterday",
+                                             "infer": False,
+                                             "timestamp": "2023-05-08T13:56:00Z"}).json()
+        memory = http.get(f"/memories/{added['results'][0]['id']}").json()
+        assert memory["created_at"] == "2023-05-08T13:56:00.000000+00:00"
+        bad = http.post("/memories", json={"messages": "x", "timestamp": "last tuesday"})
+        assert bad.status_code == 400 and "timestamp" in bad.text
