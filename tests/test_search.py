@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hybridmem import Memory, MemoryConfig
 from hybridmem.config import SearchConfig
 from hybridmem.read.merger import Candidate, fuse
 from hybridmem.schemas import load_schema
@@ -427,3 +428,62 @@ def test_one_users_delete_all_leaves_the_other_users_views_loaded(fresh_memory):
     assert memory.search("bees", user_id="ana")["results"] == []
     assert [h["memory"] for h in memory.search("bees", user_id="ben", limit=1)["results"]] \
         == ["ben keeps bees"]
+
+
+def test_cached_vectors_equal_a_fresh_load_after_writes(tmp_path):
+    """A scope's matrix is loaded with spare rows: adds after the load fill them, then
+    grow it; a delete moves the last row into the hole. After each step the cached view
+    scores every row for every query as a view loaded from the record does."""
+    import numpy as np
+
+    from hybridmem.read.vector_index import VectorIndex
+    from hybridmem.scope import Scope
+
+    config = MemoryConfig(data_dir=str(tmp_path / "d"), embedder={"provider": "hash"})
+    with Memory(config) as memory:
+        catalog, scope = memory.engines.catalog, Scope.of("u")
+        embed = memory.engines.embedder.embed
+        queries = embed(["bees", "a bike in Lisbon", "chess on Sunday"])
+
+        def check() -> None:
+            fresh = VectorIndex(catalog.scope_vectors, memory.engines.embedder.dims, 2**30)
+            for q in queries:
+                cached = memory.engines.vector_index.search(q, scope, 500)
+                again = fresh.search(q, scope, 500)
+                assert dict(cached) == pytest.approx(dict(again))  # every row, same cosine
+                assert np.all(np.diff([s for _, s in cached]) <= 1e-6)  # best first
+            view = memory.engines.vector_index._cache.get(scope)
+            assert len(view.matrix) >= len(view.ids) == len(again)
+
+        memory.add([f"note {i} about bees and bikes" for i in range(40)], user_id="u",
+                   infer=False)
+        memory.search("load the scope's vectors", user_id="u")
+        loaded = memory.engines.vector_index._cache.get(scope)
+        assert len(loaded.matrix) > len(loaded.ids)  # spare rows came with the load
+        first = memory.add("chess on Sunday with Ana", user_id="u", infer=False)
+        check()
+        memory.add([f"more on chess {i}" for i in range(60)], user_id="u", infer=False)
+        check()  # grown past the spare rows
+        memory.delete(first["results"][0]["id"])
+        check()
+        memory.add("Lena keeps bees", user_id="u", agent_id="coach", infer=False)
+        check()
+
+
+def test_a_lite_collection_searched_in_process_keeps_no_index_copy(tmp_path):
+    """Milvus Lite is not searched when searches run in process: its collection has no
+    vector index (the FLAT index files were a second copy of every vector), still holds
+    every row, and is rebuilt from the record by repair when its files go."""
+    import shutil
+
+    config = MemoryConfig(data_dir=str(tmp_path / "d"), embedder={"provider": "hash"})
+    with Memory(config) as memory:
+        memory.add([f"fact number {i}" for i in range(300)], user_id="u", infer=False)
+        memory.engines.projections.flush()
+        assert memory.engines.vectors.count() == 300
+        lite = memory.data_dir / "milvus.db"
+    assert not [p for p in lite.rglob("*") if "index" in p.name or p.suffix == ".idx"]
+    shutil.rmtree(lite)
+    with Memory(config, repair=True) as memory:
+        assert memory.engines.vectors.count() == 300
+        assert memory.search("fact number 7", user_id="u", limit=1)["results"]

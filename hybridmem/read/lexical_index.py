@@ -28,7 +28,12 @@ import numpy as np
 
 from hybridmem.dates import DATE_MARKER, date_words
 from hybridmem.read.bm25 import K1, B
-from hybridmem.read.scope_cache import CachedScopes, ScopeCache
+from hybridmem.read.scope_cache import (
+    TRIM_AFTER_ROWS,
+    CachedScopes,
+    ScopeCache,
+    release_free_memory,
+)
 from hybridmem.records import MemoryText, WritePlan
 from hybridmem.scope import SCOPE_FIELDS, Scope
 from hybridmem.stores.catalog import context_lines
@@ -322,7 +327,12 @@ class LexicalIndex(CachedScopes[_ScopePostings]):
             return self._cache.get(scope).ideal(words, context_weight)
 
     def _loaded(self, scope: Scope) -> _ScopePostings:
-        return _ScopePostings.built(self._load(scope))
+        texts = self._load(scope)
+        postings = _ScopePostings.built(texts)
+        if len(texts) >= TRIM_AFTER_ROWS:  # the texts read to build it are freed now
+            del texts
+            release_free_memory()
+        return postings
 
     def apply(self, plan: WritePlan, restated: Mapping[str, MemoryText]) -> None:
         """Bring the cached scopes up to date with an applied plan; `restated`: memories

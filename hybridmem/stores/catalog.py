@@ -144,19 +144,49 @@ class MemoryCatalog:
             last = rows[-1]["rowid"]
             yield from _batches(rows, batch)
 
-    def scope_vectors(self, scope: Scope) -> tuple[list[str], np.ndarray, list[str],
-                                                   list[tuple[str, str, str]]]:
+    def scope_vectors(self, scope: Scope, spare: float = 0.0
+                      ) -> tuple[list[str], np.ndarray, list[str], list[tuple[str, str, str]]]:
         """Every memory of a read scope as (ids, vector matrix, metadata as stored JSON,
         own scope ids), read in one pass without building records (it feeds the
-        in-process index)."""
+        in-process index). The matrix has a row per memory, then `spare` times as many
+        zero rows again (room for the adds that follow, so the first of them does not
+        copy the whole matrix to grow it).
+
+        The vectors are copied chunk by chunk into the matrix, allocated once: joining
+        every row's bytes first and converting them held three copies of the vectors at
+        once (rows, joined bytes, float32 matrix), which stayed in the process's RSS.
+        """
         where, params = _scope_where(scope)
-        rows = self._db.read(
-            f"SELECT id, vector, metadata, user_id, agent_id, run_id FROM memories WHERE {where}",
-            params)
-        matrix = np.frombuffer(b"".join(r["vector"] for r in rows), dtype="<f4")
-        return ([r["id"] for r in rows], matrix.astype(np.float32),
-                [r["metadata"] for r in rows],
-                [(r["user_id"], r["agent_id"], r["run_id"]) for r in rows])
+        with self._db.lock, self._db.guard("read"):
+            n = self._db.conn.execute(
+                f"SELECT count(*) FROM memories WHERE {where}", params).fetchone()[0]
+            cursor = self._db.conn.execute(
+                f"SELECT id, vector, metadata, user_id, agent_id, run_id FROM memories "
+                f"WHERE {where}", params)
+            ids: list[str] = []
+            metadata: list[str] = []
+            exact: list[tuple[str, str, str]] = []
+            matrix: np.ndarray | None = None
+            while chunk := cursor.fetchmany(4096):
+                if matrix is None:
+                    dims = len(chunk[0]["vector"]) // 4
+                    matrix = np.zeros((n + int(n * spare), dims), np.float32)
+                start = len(ids)
+                if start + len(chunk) > len(matrix):  # rows added since the count
+                    grown = np.zeros((start + len(chunk), matrix.shape[1]), np.float32)
+                    grown[:start] = matrix[:start]
+                    matrix = grown
+                matrix[start : start + len(chunk)] = np.frombuffer(
+                    b"".join(r["vector"] for r in chunk), dtype="<f4").reshape(len(chunk), -1)
+                for r in chunk:
+                    ids.append(r["id"])
+                    metadata.append(r["metadata"])
+                    exact.append((r["user_id"], r["agent_id"], r["run_id"]))
+        if matrix is None:
+            return [], np.zeros(0, np.float32), [], []
+        if spare == 0.0 and len(matrix) != len(ids):
+            matrix = matrix[: len(ids)]
+        return ids, matrix, metadata, exact
 
     def scope_texts(self, scope: Scope) -> list[MemoryText]:
         """Every current memory of a read scope with its context, oldest first (it feeds

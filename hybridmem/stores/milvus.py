@@ -65,6 +65,11 @@ class MilvusVectorStore:
         self._lite_path = uri if lite else None
         self.unflushed = 0
         self.flush_every = config.flush_rows(lite)
+        # A Milvus Lite collection that searches never read (they run in process) gets
+        # no vector index: Lite's FLAT index is a second full copy of the vectors beside
+        # its Parquet segments (15 MB of index files for 10k memories' 18 MB). Lite still
+        # answers a search over it, by brute force, if search_in_process is turned off.
+        self._indexed = not (lite and config.searched_in_process(lite))
         # Whether this open made the collection (an open that then fails drops it again,
         # so it binds nothing: see `stores/opened.py`).
         self.created = False
@@ -178,12 +183,15 @@ class MilvusVectorStore:
             schema.add_field("created_at", DataType.INT64)
             schema.add_field("updated_at", DataType.INT64)
             schema.add_field("metadata", DataType.JSON)
-            index = client.prepare_index_params()
-            params = {"M": 16, "efConstruction": 200} if self.config.index_type == "HNSW" else {}
-            index.add_index(
-                "vector", index_type=self.config.index_type, metric_type="COSINE", params=params
-            )
-            client.create_collection(self.collection, schema=schema, index_params=index)
+            if self._indexed:
+                index = client.prepare_index_params()
+                params = ({"M": 16, "efConstruction": 200}
+                          if self.config.index_type == "HNSW" else {})
+                index.add_index("vector", index_type=self.config.index_type,
+                                metric_type="COSINE", params=params)
+                client.create_collection(self.collection, schema=schema, index_params=index)
+            else:
+                client.create_collection(self.collection, schema=schema)
             self.created = True
         existing = set(client.list_partitions(self.collection))
         for name in (partition_name(i) for i in range(PARTITIONS)):

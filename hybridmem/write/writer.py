@@ -148,7 +148,12 @@ class Writer:
                 extraction = self._extractor.extract(
                     messages, user_name=self._planner.user_name(scope)
                 )
-                self._journal.note(op_id, {"extraction": extraction_to_dict(extraction)})
+                # An LLM's answer is journaled so a retry does not ask again; the rules
+                # extractor gives the same answer for the same input at no cost, so noting
+                # it would only add a commit (an fsync) to every add. A plan in flight is
+                # always undone and its add replayed from the input (see _settle).
+                if self._extractor.name != "rules":
+                    self._journal.note(op_id, {"extraction": extraction_to_dict(extraction)})
         with self.lock:
             with self._planning(op_id, "add"):
                 self._settle()
