@@ -222,7 +222,8 @@ class MilvusVectorStore:
                new: bool = False) -> None:
         """Insert or replace rows by id (durable only after the next `flush`).
 
-        `new`: ids Milvus never held (a new memory's uuid4), written as plain inserts.
+        `new`: ids Milvus never held (a new memory's uuid4), written as plain inserts on
+        Milvus Lite.
         Milvus Lite's upsert reads every id back from the memtable and each segment
         first, a cost that grows with the segments: 0.54 ms a row in a bulk add of
         LoCoMo turns (2,400 facts), most of the time it spent beside the embedder.
@@ -233,9 +234,12 @@ class MilvusVectorStore:
         for r, vec in zip(records, vectors, strict=True):
             groups.setdefault(_row_partition(r.user_id, r.agent_id, r.run_id), []).append(
                 _row(r, vec))
-        write = self._client.insert if new else self._client.upsert
+        # Lite only: a Milvus server's client retries a call whose answer was lost, and a
+        # retried insert would hold the id twice; an upsert stays one row.
+        insert = new and self._lite_path is not None
+        write = self._client.insert if insert else self._client.upsert
         for partition, rows in groups.items():
-            self._call("insert" if new else "upsert", write, self.collection, rows,
+            self._call("insert" if insert else "upsert", write, self.collection, rows,
                        partition_name=partition)
         self._wrote(len(records))
 
