@@ -292,6 +292,10 @@ def collateral(name: str, url: str, picked: list[tuple[int, tuple]]) -> dict:
                             "wrongly_ended": wrong, "missing": sorted(want_stay - current),
                             "current": sorted(current), "ended": sorted(ended),
                             "failed": failed})
+            # running totals, so a run stopped early still reports what it scored
+            print(f"{name}: after {n + 1} scenarios: resolved {resolved}/{changes}, wrongly "
+                  f"ended {wrongly}, kept {kept}/{stay_total}, LLM calls/add "
+                  f"{calls / adds:.2f}, s/add {seconds / adds:.1f}", file=sys.stderr, flush=True)
             if ok is False or wrong or want_stay - current:
                 print(f"{name}: #{index} {statements}: resolved={ok} wrongly ended={wrong} "
                       f"not kept={sorted(want_stay - current)} current={sorted(current)}",

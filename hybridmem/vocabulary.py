@@ -101,8 +101,11 @@ def ended_together(relation: str) -> frozenset[str]:
 
 def is_tie(relation: str) -> bool:
     """Whether a relation is a tie between people or an identity (kinship, a partner,
-    `name`, `is`): such an edge is judged only when a new statement speaks of that tie."""
-    if relation in ("name", "is", "married_to", "partner", "best_friend"):
+    `name`, `is`) or a pet's owner (`has_dog`): such an edge is judged only when a new
+    statement speaks of that tie ("Biscuit thinks he's the boss", told as `likes
+    Biscuit`, once ended `has_dog Biscuit` on the local model)."""
+    if relation in ("name", "is", "married_to", "partner", "best_friend") or \
+            relation.startswith("has_"):
         return True
     return relation.replace("_", " ") in KINSHIP or any(
         relation in family for family in TIE_FAMILIES.values())

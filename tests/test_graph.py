@@ -393,3 +393,12 @@ def test_after_a_change_what_holds_now_ranks_first(shared_memory, uid):
     assert top["memory"] == "Oskar plays drums"
     assert {(r, t) for _, r, t in current(shared_memory, user_id=uid)} == {
         ("brother", "Oskar"), ("plays", "drums")}
+
+
+def test_a_restatement_adds_evidence_and_ends_nothing(shared_memory, uid):
+    [first] = shared_memory.add("My sister Lina lives in Berlin.", user_id=uid)["results"]
+    [again] = shared_memory.add("Yes, my sister Lina lives in Berlin.", user_id=uid)["results"]
+    relations = shared_memory.get_all(user_id=uid, include_invalid=True)["relations"]
+    assert {(r["relationship"], r["target"], r["valid"]) for r in relations} == {
+        ("sister", "Lina", True), ("lives_in", "Berlin", True)}
+    assert all(r["memory_ids"] == [first["id"], again["id"]] for r in relations)

@@ -524,3 +524,22 @@ def test_a_partner_ends_being_single(fake_openai, tmp_path):
             ("lives_in", "Rome"), ("married_to", "Sam")}
         [single] = [r for r in relations if r["target"] == "single"]
         assert single["reason"] == "'married_to' ends being single"
+
+
+def test_another_relation_to_a_pet_never_ends_having_it(fake_openai, tmp_path):
+    """A joke told as `likes Biscuit` (what the local model made of "Haha, Biscuit thinks
+    he is the boss of the house") is not put to the judge against `has_dog Biscuit`."""
+    fake_openai.chat_handler = answers(
+        {"golden retriever": extraction(["I have a golden retriever called Biscuit"],
+                                        [("USER", "has_dog", "Biscuit", 0, False)]),
+         "boss of the house": extraction(["Biscuit thinks he is the boss of the house"],
+                                         [("USER", "likes", "Biscuit", 0, False)])},
+        judge=lambda stored: list(stored),
+    )
+    with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
+        memory.add("I have a golden retriever called Biscuit.", user_id="dana")
+        before = len(fake_openai.chat_requests())
+        memory.add("Haha, Biscuit thinks he is the boss of the house.", user_id="dana")
+        assert len(fake_openai.chat_requests()) - before == 1  # no judge call
+        assert ("has_dog", "Biscuit") in {(r["relationship"], r["target"]) for r in
+                                          memory.get_all(user_id="dana")["relations"]}

@@ -77,6 +77,8 @@ def triples(text: str) -> set[tuple[str, str, str, bool]]:
         ("I no longer have a cat.", {(SELF, "has_cat", "*", True)}),
         ("Sadly, Kiwi died last week.", {(SELF, "has_pet", "Kiwi", True)}),
         ("Elena and I broke up.", {(SELF, "partner", "Elena", True)}),
+        ("I'm Greta and I work as a nurse.",
+         {(SELF, "name", "Greta", False), (SELF, "works_as", "nurse", False)}),
         ("My partner Jonas and I live in Utrecht.",
          {(SELF, "partner", "Jonas", False), (SELF, "lives_in", "Utrecht", False)}),
         ("My brother Tariq plays chess and lives in Cairo.",

@@ -121,7 +121,8 @@ class RulesExtractor:
                 # "Elena and I broke up" is one clause, not "Elena" and "I broke up".
                 together = re.match(rf"(?:my\s+(?:{_KIN})\s+)?({NAME})\s+and\s+I\b", sentence,
                                     re.IGNORECASE)
-                together = together if together and _is_name(together.group(1)) else None
+                together = together if together and _is_name(together.group(1)) and \
+                    not together.group(1).casefold().startswith(("i'", "i’")) else None
                 for clause in [sentence] if together else _CLAUSE_SPLIT.split(sentence):
                     for rel in _clause_relations(clause.strip(" .!;,")):
                         out.relations.append(_with_fact(rel, index, said))
