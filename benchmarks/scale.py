@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     qv = embedder.embed([q])[0]
                     np.argpartition(-(matrix @ qv), 10)[:10]
                     floor.append(time.perf_counter() - t0)
+                del matrix  # the floor's copy of the vectors is this script's, not the store's
                 figures = {"size": size, "bulk": bulk, "beside": beside.summary(),
                            "single": percentiles(single),
                            "search": percentiles(full), "floor": percentiles(floor),

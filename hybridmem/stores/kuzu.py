@@ -48,8 +48,19 @@ _SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Store (id STRING PRIMARY KEY, epoch INT64)",
 ]
 
-# Rows per UNWIND statement of a graph write (bounds one statement's parameter list).
+# Rows per UNWIND statement of a graph write (bounds one statement's parameter list),
+# and the fewest rows written that way (below it, a prepared statement per row is faster).
 _UNWIND_ROWS = 1000
+_UNWIND_MIN = 16
+_ENTITY_SET = ("e.user_id = {x}user_id, e.agent_id = {x}agent_id, e.run_id = {x}run_id, "
+               "e.name = {x}name, e.key = {x}key, e.type = {x}type, e.aliases = {x}aliases, "
+               "e.mentions = {x}mentions, e.created_at = {x}created_at, "
+               "e.embedding = {x}embedding")
+_EDGE_SET = ("r.user_id = {x}user_id, r.agent_id = {x}agent_id, r.run_id = {x}run_id, "
+             "r.relation = {x}relation, r.fact = {x}fact, r.valid = {x}valid, "
+             "r.created_at = {x}created_at, r.invalidated_at = {x}invalidated_at, "
+             "r.superseded_by = {x}superseded_by, r.reason = {x}reason, "
+             "r.memory_ids = {x}memory_ids")
 
 _ENTITY_RETURN = (
     "e.id, e.user_id, e.agent_id, e.run_id, e.name, e.key, e.type, e.aliases, e.mentions, "
@@ -296,36 +307,37 @@ class KuzuGraphStore:
         if plan.delete_scope is not None:
             where, params = _scope_where("e", plan.delete_scope)
             run(f"MATCH (e:Entity) WHERE {where} DETACH DELETE e", params)
-        # Entities and edges go in as lists, one UNWIND statement per chunk: one statement
-        # per row cost 1.1 ms each (1,210 statements for 1,000 synthetic statements' graph:
-        # 1.33 s of a bulk add's 3.2 s); a list of 500 entities + 700 edges took 0.3-0.47 s
-        # against 1.4-2.3 s row by row. The edge statement only MATCHes both ends (nodes are
-        # merged by the statement before it): one MERGE of nodes and edge together attached
-        # edges to the wrong node when re-run (NOTES-engines.md); re-running these left
-        # every edge on its own ends.
+        # Many entities and edges go in as lists, one UNWIND statement per chunk: one
+        # statement per row cost 1.1 ms each (1,210 statements for 1,000 synthetic
+        # statements' graph: 1.33 s of a bulk add's 3.2 s); a list of 500 entities + 700
+        # edges took 0.3-0.47 s against 1.4-2.3 s row by row. But an UNWIND costs 4-14 ms
+        # however short its list (parsed and planned per call) where a prepared row
+        # statement costs 0.4 ms: a single add's few rows go one by one. The edge
+        # statement only MATCHes both ends (the nodes are merged before it): one MERGE of
+        # nodes and edge together attached edges to the wrong node when re-run
+        # (NOTES-engines.md); re-running these left every edge on its own ends.
         entities = [e.model_dump() for e in plan.entities]
-        for start in range(0, len(entities), _UNWIND_ROWS):
-            self._exec_list(
-                "UNWIND $rows AS x MERGE (e:Entity {id: x.id}) SET e.user_id = x.user_id, "
-                "e.agent_id = x.agent_id, e.run_id = x.run_id, e.name = x.name, "
-                "e.key = x.key, e.type = x.type, e.aliases = x.aliases, "
-                "e.mentions = x.mentions, e.created_at = x.created_at, "
-                "e.embedding = x.embedding",
-                entities[start : start + _UNWIND_ROWS],
-            )
         edges = [edge.model_dump(exclude={"source_name", "target_name", "source_type",
                                           "target_type"}) for edge in plan.edges]
-        for start in range(0, len(edges), _UNWIND_ROWS):
-            self._exec_list(
-                "UNWIND $rows AS x MATCH (s:Entity {id: x.source_id}), "
-                "(t:Entity {id: x.target_id}) MERGE (s)-[r:Relation {id: x.id}]->(t) "
-                "SET r.user_id = x.user_id, r.agent_id = x.agent_id, r.run_id = x.run_id, "
-                "r.relation = x.relation, r.fact = x.fact, r.valid = x.valid, "
-                "r.created_at = x.created_at, r.invalidated_at = x.invalidated_at, "
-                "r.superseded_by = x.superseded_by, r.reason = x.reason, "
-                "r.memory_ids = x.memory_ids",
-                edges[start : start + _UNWIND_ROWS],
-            )
+        if len(entities) < _UNWIND_MIN:
+            for row in entities:
+                run("MERGE (e:Entity {id: $id}) SET " + _ENTITY_SET.format(x="$"), row)
+        else:
+            for start in range(0, len(entities), _UNWIND_ROWS):
+                self._exec_list("UNWIND $rows AS x MERGE (e:Entity {id: x.id}) SET "
+                                + _ENTITY_SET.format(x="x."),
+                                entities[start : start + _UNWIND_ROWS])
+        if len(edges) < _UNWIND_MIN:
+            for row in edges:
+                run("MATCH (s:Entity {id: $source_id}), (t:Entity {id: $target_id}) "
+                    "MERGE (s)-[r:Relation {id: $id}]->(t) SET " + _EDGE_SET.format(x="$"),
+                    row)
+        else:
+            for start in range(0, len(edges), _UNWIND_ROWS):
+                self._exec_list("UNWIND $rows AS x MATCH (s:Entity {id: x.source_id}), "
+                                "(t:Entity {id: x.target_id}) MERGE (s)-[r:Relation "
+                                "{id: x.id}]->(t) SET " + _EDGE_SET.format(x="x."),
+                                edges[start : start + _UNWIND_ROWS])
         for change in plan.support:
             run(
                 "MATCH ()-[r:Relation {id: $edge_id}]->() SET r.memory_ids = $memory_ids",
