@@ -14,6 +14,11 @@ mem0 is not a dependency of hybridmem. Install it apart (it pins protobuf < 7):
     .venv-mem0/bin/pip install "mem0ai[graph]==1.0.11"
     .venv-mem0/bin/python benchmarks/compare_mem0.py
 
+`--retrieval [--limit-conversations N]`: instead, LoCoMo retrieval of both on the dev
+file (turns verbatim, top 10, categories 1-4), MiniLM embeddings for both from one
+endpoint. Written against mem0 2.x (`pip install mem0ai==2.2.1` in the virtualenv: its
+search takes `filters={"user_id": ...}` and `top_k`).
+
 `--footprint N`: instead, each system in a process of its own stores the same N generated
 statements verbatim for one user (infer=False: no LLM, no graph) and answers 20 searches;
 prints RSS after opening, after the adds, at peak, and the data dir's size.
