@@ -14,6 +14,11 @@ mem0 is not a dependency of hybridmem. Install it apart (it pins protobuf < 7):
     .venv-mem0/bin/pip install "mem0ai[graph]==1.0.11"
     .venv-mem0/bin/python benchmarks/compare_mem0.py
 
+`--retrieval [--limit-conversations N]`: instead, LoCoMo retrieval of both on the dev
+file (turns verbatim, top 10, categories 1-4), MiniLM embeddings for both from one
+endpoint. Written against mem0 2.x (`pip install mem0ai==2.2.1` in the virtualenv: its
+search takes `filters={"user_id": ...}` and `top_k`).
+
 `--footprint N`: instead, each system in a process of its own stores the same N generated
 statements verbatim for one user (infer=False: no LLM, no graph) and answers 20 searches;
 prints RSS after opening, after the adds, at peak, and the data dir's size.
@@ -144,19 +149,19 @@ class Recorder:
         return content_reply("{}")
 
 
-def hybridmem_memory(server: FakeOpenAI, data_dir: Path) -> Memory:
+def hybridmem_memory(server: FakeOpenAI, data_dir: Path, dims: int = DIMS) -> Memory:
     """hybridmem on Milvus Lite + Kuzu, LLM and embedder on the shared endpoint."""
     return Memory.from_config({
         "data_dir": str(data_dir),
         "llm": {"provider": "openai", "config": {"model": "m", "api_key": "sk",
                                                  "openai_base_url": server.base_url}},
         "embedder": {"provider": "openai", "config": {
-            "model": "e", "embedding_dims": DIMS, "api_key": "sk",
+            "model": "e", "embedding_dims": dims, "api_key": "sk",
             "openai_base_url": server.base_url}},
     })
 
 
-def mem0_memory(server: FakeOpenAI, data_dir: Path, graph: bool = True):
+def mem0_memory(server: FakeOpenAI, data_dir: Path, graph: bool = True, dims: int = DIMS):
     """mem0 1.0.11 on Milvus Lite + Kuzu (or without a graph), LLM and embedder on the
     shared endpoint."""
     from mem0 import Memory as Mem0Memory
@@ -166,11 +171,11 @@ def mem0_memory(server: FakeOpenAI, data_dir: Path, graph: bool = True):
         "llm": {"provider": "openai", "config": {"model": "m", "api_key": "sk",
                                                  "openai_base_url": server.base_url}},
         "embedder": {"provider": "openai", "config": {
-            "model": "e", "embedding_dims": DIMS, "api_key": "sk",
+            "model": "e", "embedding_dims": dims, "api_key": "sk",
             "openai_base_url": server.base_url}},
         "vector_store": {"provider": "milvus", "config": {
             "url": str(data_dir / "milvus.db"), "token": "", "collection_name": "mem0bench",
-            "embedding_model_dims": DIMS}},
+            "embedding_model_dims": dims}},
         "graph_store": {"provider": "kuzu", "config": {"db": str(data_dir / "graph.kuzu")}},
         "history_db_path": str(data_dir / "history.db"),
         "version": "v1.1",
@@ -307,6 +312,90 @@ def footprint(count: int) -> int:
     return 0
 
 
+class MiniLMEndpoint(FakeOpenAI):
+    """The loopback endpoint, its embeddings from hybridmem's local MiniLM: both systems
+    embed with the same model through the same OpenAI-compatible API."""
+
+    def __init__(self) -> None:
+        from hybridmem.providers.embed.local import LocalEmbedder
+
+        super().__init__(embedding_dims=384)
+        self._local = LocalEmbedder()
+
+    def _embeddings(self, body: dict) -> Reply:
+        import base64
+
+        import numpy as np
+
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = self._local.embed(texts)
+        base = body.get("encoding_format") == "base64"
+        data = [{"object": "embedding", "index": i,
+                 "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode()
+                 if base else [float(x) for x in v]} for i, v in enumerate(vectors)]
+        return Reply(body={"object": "list", "data": data, "model": body.get("model"),
+                           "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+
+def retrieval(limit_conversations: int | None) -> int:
+    """LoCoMo retrieval, both systems on the same turns and questions (locomo_retrieval.py's
+    protocol: each turn stored verbatim, infer=False, one scope per conversation, the
+    question as the query, top 10; categories 1-4), the same MiniLM embeddings through one
+    endpoint, each at its shipped search defaults (mem0: threshold 0, so no hit is dropped).
+    """
+    from mem0 import __version__ as mem0_version  # type: ignore[attr-defined]
+
+    from benchmarks.locomo_retrieval import (
+        CATEGORIES,
+        DEFAULT_DATA,
+        evidence_ids,
+        score,
+        turns,
+    )
+
+    samples = json.loads(DEFAULT_DATA.read_text())[:limit_conversations]
+    results: dict[str, dict[int, list[dict[str, float]]]] = {}
+    with MiniLMEndpoint() as server, tempfile.TemporaryDirectory() as tmp:
+        systems = {"hybridmem": hybridmem_memory(server, Path(tmp) / "h", dims=384),
+                   f"mem0 {mem0_version}": mem0_memory(server, Path(tmp) / "m", graph=False,
+                                                       dims=384)}
+        for name, memory in systems.items():
+            out: dict[int, list[dict[str, float]]] = defaultdict(list)
+            for sample in samples:
+                scope = sample["sample_id"]
+                for _, _, turn in turns(sample):
+                    text = f"{turn['speaker']}: {turn['text']}"
+                    if turn.get("blip_caption"):
+                        text += f" [shares a photo: {turn['blip_caption']}]"
+                    memory.add([{"role": "user", "content": text}], user_id=scope,
+                               infer=False, metadata={"dia_id": turn["dia_id"]})
+                for qa in sample["qa"]:
+                    gold = evidence_ids(qa.get("evidence", []))
+                    if qa["category"] not in (1, 2, 3, 4) or not gold:
+                        continue
+                    if name == "hybridmem":
+                        hits = memory.search(qa["question"], user_id=scope, limit=10)
+                    else:
+                        hits = memory.search(qa["question"], filters={"user_id": scope},
+                                             top_k=10, threshold=0.0)
+                    ranked = [evidence_ids([(h.get("metadata") or {}).get("dia_id", "")])
+                              for h in hits["results"]]
+                    out[qa["category"]].append(score(ranked, gold))
+            results[name] = out
+            _close(memory)
+    metrics = ["r@1", "r@5", "r@10", "mrr"]
+    rows = []
+    for name, out in results.items():
+        for c in (1, 2, 3, 4, None):
+            rs = out[c] if c else [r for v in out.values() for r in v]
+            rows.append([name, CATEGORIES[c] if c else "overall", str(len(rs))]
+                        + [f"{100 * sum(r[m] for r in rs) / len(rs):.1f}" for m in metrics])
+    print(f"LoCoMo retrieval, {len(samples)} conversations, MiniLM embeddings from one "
+          "endpoint for both, Milvus Lite")
+    print(table(["system", "category", "n"] + metrics, rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both systems and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -318,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--footprint", type=int, default=None, metavar="N",
                         help="instead: RSS and disk of both holding N verbatim memories")
     parser.add_argument("--footprint-child", nargs=3, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--retrieval", action="store_true",
+                        help="instead: LoCoMo retrieval of both with the same embedder")
+    parser.add_argument("--limit-conversations", type=int, default=None)
     args = parser.parse_args(argv)
     if args.footprint_child:
         system, count, base_url = args.footprint_child
@@ -332,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.footprint:
         return footprint(args.footprint)
+    if args.retrieval:
+        return retrieval(args.limit_conversations)
     statements = ARTICLE + synthetic_statements(args.statements, seed=11)
     recorder = Recorder(statements, 0.0)
     with FakeOpenAI(embedding_dims=DIMS) as server:

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -157,10 +157,10 @@ def score(ranked: list[set[str]], gold: set[str]) -> dict[str, float]:
 
 
 def fresh(candidates: list[Candidate]) -> list[Candidate]:
-    """Copies of gathered candidates as the retriever hands them over (raw signals and
-    memory ids only): fusion fills in the rest (a deepcopy took most of a grid run)."""
-    return [Candidate(c.id, c.kind, dict(c.raw), memory_ids=list(c.memory_ids))
-            for c in candidates]
+    """Copies of gathered candidates as the retriever hands them over (every field it
+    sets kept, the ones fusion fills reset): a deepcopy took most of a grid run."""
+    return [replace(c, raw=dict(c.raw), memory_ids=list(c.memory_ids), normalized={},
+                    own={}, score=0.0, own_score=0.0) for c in candidates]
 
 
 def ranking(candidates: list[Candidate], config: SearchConfig, dia: dict[str, set[str]],

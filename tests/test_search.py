@@ -94,14 +94,17 @@ def _candidates(raws: list[dict[str, float]]) -> list[Candidate]:
 @given(base=st.lists(st.fixed_dictionaries({"vector": signal, "bm25": signal}), min_size=2,
                      max_size=8),
        which=st.sampled_from(["vector", "bm25"]), bump=st.floats(0.01, 0.5),
-       method=st.sampled_from(["weighted", "rrf"]))
-def test_fusion_is_monotonic_in_each_signal(base, which, bump, method):
-    """Raising one hit's signal never lowers its rank."""
-    before = fuse(_candidates(base), SearchConfig(fusion=method))
+       method=st.sampled_from(["weighted", "rrf"]),
+       evidence=st.sampled_from([{}, {"bm25_ideal": 2.0, "vector_mean": 0.3,
+                                      "vector_std": 0.1}]))
+def test_fusion_is_monotonic_in_each_signal(base, which, bump, method, evidence):
+    """Raising one hit's signal never lowers its rank, with or without the per-query
+    background and coverage."""
+    before = fuse(_candidates(base), SearchConfig(fusion=method), evidence)
     rank_before = [c.id for c in before].index("m0")
     raised = [dict(r) for r in base]
     raised[0][which] = raised[0][which] + bump
-    after = fuse(_candidates(raised), SearchConfig(fusion=method))
+    after = fuse(_candidates(raised), SearchConfig(fusion=method), evidence)
     assert [c.id for c in after].index("m0") <= rank_before
 
 

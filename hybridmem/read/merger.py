@@ -146,7 +146,9 @@ def absorb(candidates: list[Candidate]) -> list[Candidate]:
 
 def fuse(candidates: list[Candidate], config: SearchConfig,
          evidence: dict[str, float] | None = None) -> list[Candidate]:
-    """Normalise, dedup, score and sort candidates (best first)."""
+    """Normalise, dedup, score and sort candidates (best first). `evidence`: what the
+    retriever measured for this query (`bm25_ideal`, `vector_mean`, `vector_std`);
+    without it the cosine and BM25 curves apply alone."""
     weights, method, rrf_k = config.weights, config.fusion, config.rrf_k
     normalise(candidates, config, evidence)
     for c in candidates:

@@ -119,6 +119,21 @@ def test_a_replayed_add_adds_support_and_never_overwrites_it(config):
         assert memory.check()["clean"]
 
 
+def test_a_replayed_add_keeps_its_timestamp(config):
+    """The timestamp is journaled with the input: a failed add replayed later is dated
+    when it was said, not when it was replayed, and its "yesterday" resolves the same."""
+    with Memory(config) as memory:
+        arm("milvus.written")
+        with pytest.raises(StoreError):
+            memory.add("I went to the support group yesterday", user_id="u", infer=False,
+                       timestamp="2023-05-08T13:56:00Z")
+        assert memory.retry_pending() == {"finished": 1, "pending": 0}
+        [replayed] = memory.get_all(user_id="u")["results"]
+        assert replayed["created_at"] == "2023-05-08T13:56:00.000000+00:00"
+        found = memory.search("7 May 2023", user_id="u", signals=["bm25"])["results"]
+        assert [h["id"] for h in found] == [replayed["id"]]
+
+
 def test_a_delete_all_that_failed_is_not_run_at_the_next_open(config):
     with Memory(config) as memory:
         for i in range(3):
