@@ -14,6 +14,7 @@ the memory's own `created_at`, so re-indexing gives the same words.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -50,35 +51,49 @@ def parse_timestamp(value: object) -> str:
     seconds; a naive datetime or string is taken as UTC.
 
     Raises:
-        InvalidInputError: anything else, or a string that is not ISO 8601.
+        InvalidInputError: anything else, a string that is not ISO 8601, or a moment
+            outside the years 1000-9998 (the stores' fixed-width dates, and room for the
+            relative dates resolved against it).
     """
-    from hybridmem.records import iso
-
     if isinstance(value, bool):
         raise InvalidInputError("timestamp must be a datetime, an ISO 8601 string or unix "
                                 f"seconds, not {value!r}")
     if isinstance(value, datetime):
-        return iso(value)
+        return _bounded(value, value)
     if isinstance(value, date):
-        return iso(datetime(value.year, value.month, value.day, tzinfo=UTC))
+        return _bounded(datetime(value.year, value.month, value.day, tzinfo=UTC), value)
     if isinstance(value, int | float):
         try:
-            return iso(datetime.fromtimestamp(float(value), UTC))
+            moment = datetime.fromtimestamp(float(value), UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise InvalidInputError(f"timestamp {value!r} is out of range as unix "
                                     "seconds") from exc
+        return _bounded(moment, value)
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
-            return iso(datetime.fromisoformat(text))
+            moment = datetime.fromisoformat(text)
         except ValueError as exc:
             raise InvalidInputError(
                 f"timestamp {value!r} is not an ISO 8601 date or time (e.g. "
                 "'2023-05-08T13:56:00Z'); pass a datetime or unix seconds otherwise") from exc
+        return _bounded(moment, value)
     raise InvalidInputError("timestamp must be a datetime, an ISO 8601 string or unix "
                             f"seconds, not {type(value).__name__}")
+
+
+def _bounded(moment: datetime, given: object) -> str:
+    from hybridmem.records import iso
+
+    try:
+        year = (moment if moment.tzinfo is None else moment.astimezone(UTC)).year
+    except OverflowError:  # e.g. 9999-12-31T23:59-01:00 is past year 9999 in UTC
+        year = 10000
+    if not 1000 <= year <= 9998:
+        raise InvalidInputError(f"timestamp {given!r} is outside the years 1000-9998")
+    return iso(moment)
 
 
 def date_words(text: str, created_at: str | None) -> list[str]:
@@ -99,14 +114,22 @@ def date_words(text: str, created_at: str | None) -> list[str]:
         except ValueError:
             said = None
         if said is not None:
-            for day in _days(lowered, said):
-                words += [str(day.day), _MONTHS[day.month - 1], str(day.year)]
-            for year, month in _months(lowered, said):
-                words += [_MONTHS[month - 1], str(year)]
-            for year in _years(lowered, said):
-                words.append(str(year))
+            # "a million days ago", "tomorrow" in year 9999: no date to index
+            with contextlib.suppress(OverflowError, ValueError):
+                words += _resolved(lowered, said)
     if words or any(p.search(lowered) for p in (_EXPLICIT, _SINGLE, _RELATIVE, _AGO, _IN)):
         words.append(DATE_MARKER)
+    return words
+
+
+def _resolved(lowered: str, said: date) -> list[str]:
+    words: list[str] = []
+    for day in _days(lowered, said):
+        words += [str(day.day), _MONTHS[day.month - 1], str(day.year)]
+    for year, month in _months(lowered, said):
+        words += [_MONTHS[month - 1], str(year)]
+    for year in _years(lowered, said):
+        words.append(str(year))
     return words
 
 
