@@ -95,6 +95,7 @@ class AsyncMemory:
     delete_all = _delegate("delete_all", write=True)
     reset = _delegate("reset", write=True)
     retry_pending = _delegate("retry_pending", write=True)
+    flush = _delegate("flush", write=False)  # waits only: it holds no write slot
     discard_pending = _delegate("discard_pending", write=True)
     repair = _delegate("repair", write=True)
 

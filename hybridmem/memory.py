@@ -135,6 +135,7 @@ class _Background:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._errors: list[HybridMemError] = []
         self._lock = threading.Lock()
+        self._abandoned = False  # set by a stop that timed out: what is left stays journaled
         self._thread = threading.Thread(target=self._run, name="hybridmem-adds", daemon=True)
         self._thread.start()
 
@@ -147,7 +148,8 @@ class _Background:
             try:
                 if job is None:
                     return
-                job()
+                if not self._abandoned:
+                    job()
             except HybridMemError as exc:  # the input stays journaled: retry_pending()
                 log.warning("background add failed (kept in the journal): %s", exc)
                 with self._lock:
@@ -166,11 +168,22 @@ class _Background:
             errors, self._errors = self._errors, []
         return errors
 
-    def stop(self) -> list[HybridMemError]:
-        errors = self.flush()
+    def wait(self) -> None:
+        """Wait until every handed-over add has run (its errors stay for `flush`)."""
+        self._queue.join()
+
+    def stop(self, timeout: float) -> tuple[list[HybridMemError], bool]:
+        """Run what was handed over for up to `timeout` s, then stop. Returns the errors
+        and whether everything ran; adds left over stay journaled (the next open replays
+        them), so a queue of slow LLM adds never holds `close()` for ever."""
         self._queue.put(None)
-        self._thread.join()
-        return errors
+        self._thread.join(timeout)
+        done = not self._thread.is_alive()
+        if not done:
+            self._abandoned = True
+        with self._lock:
+            errors, self._errors = self._errors, []
+        return errors, done
 
 
 class Memory:
@@ -367,6 +380,8 @@ class Memory:
                    infer: bool, said_at: str | None) -> list[str]:
         """Journal each batch now; hand its planning and applying to the worker."""
         with self._background_lock:
+            if self._closed:  # close() has taken the worker: nothing may queue behind it
+                raise ClosedError("this Memory is closing; add(wait=False) was not queued")
             if self._background is None:
                 self._background = _Background()
             worker = self._background
@@ -388,6 +403,14 @@ class Memory:
             worker.submit(job)
         return queued
 
+    def _wait_background(self) -> None:
+        # An add handed over before a delete, update or reset lands before it: otherwise
+        # add(wait=False) then delete_all() would bring the user's memories back.
+        with self._background_lock:
+            worker = self._background
+        if worker is not None:
+            worker.wait()
+
     @_open_call
     def flush(self) -> None:
         """Wait until every `add(..., wait=False)` handed over so far has been applied.
@@ -396,7 +419,8 @@ class Memory:
             HybridMemError: the first error of an add that failed since the last flush
                 (its input stays journaled; `retry_pending()` finishes it).
         """
-        worker = self._background
+        with self._background_lock:
+            worker = self._background
         errors = worker.flush() if worker is not None else []
         if errors:
             if len(errors) > 1:
@@ -438,6 +462,7 @@ class Memory:
         if not text.strip():
             raise InvalidInputError("data is empty")
         clean_metadata = check_metadata(metadata) if metadata is not None else None
+        self._wait_background()
         record = self._record(memory_id)
         with self._writer.journaled("update", record.scope, {
             "memory_id": memory_id, "text": text, "metadata": clean_metadata,
@@ -448,6 +473,7 @@ class Memory:
     def delete(self, memory_id: str) -> dict[str, Any]:
         """Erase one memory for real, with the edges and entities only it supported."""
         check_memory_id(memory_id)
+        self._wait_background()
         record = self._record(memory_id)
         with self._writer.journaled("delete", record.scope, {"memory_id": memory_id}) as op_id:
             return self._writer.delete(op_id, memory_id)
@@ -459,6 +485,7 @@ class Memory:
     ) -> dict[str, Any]:
         """Erase every memory, entity and relation of a scope (a scope id is required)."""
         scope = Scope.of(user_id, agent_id, run_id)
+        self._wait_background()
         with self._writer.journaled("delete_all", scope, {}) as op_id:
             return self._writer.delete_all(op_id, scope)
 
@@ -466,6 +493,7 @@ class Memory:
     def reset(self) -> None:
         """Erase EVERYTHING in this store (all scopes): vectors, graph, catalog, history
         and journal. Never called implicitly."""
+        self._wait_background()
         with self._writer.lock:
             self._vectors.ensure_open()  # opened and checked before the record is emptied
             db = self._stores.db
@@ -741,13 +769,18 @@ class Memory:
         Called for you at interpreter exit and when the Memory is garbage collected, but
         `with Memory() as m:` (or an explicit `close()`) releases the store at once.
         """
-        if self._closed:
-            return
-        if self._background is not None:  # the handed-over adds finish first
-            for exc in self._background.stop():
+        with self._background_lock:
+            if self._closed:
+                return
+            self._closed = True  # no add(wait=False) queues from here on
+            worker, self._background = self._background, None
+        if worker is not None:  # the handed-over adds finish first (for a while)
+            errors, done = worker.stop(CLOSE_WAIT_SECONDS)
+            for exc in errors:
                 log.warning("a background add failed and stays journaled: %s", exc)
-            self._background = None
-        self._closed = True
+            if not done:
+                log.warning("background adds were still running after %.0f s; the rest stay "
+                            "journaled and the next open applies them", CLOSE_WAIT_SECONDS)
         if not self._gate.close(CLOSE_WAIT_SECONDS):
             log.warning("calls were still running after %.0f s; closing anyway",
                         CLOSE_WAIT_SECONDS)

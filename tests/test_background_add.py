@@ -51,3 +51,29 @@ def test_close_finishes_what_was_handed_over(tmp_path):
         assert memory.pending() == []
         assert {(r["relationship"], r["target"]) for r in memory.get_all(
             user_id="u")["relations"]} == {("sister", "Kim"), ("lives_in", "Oslo")}
+
+
+def test_a_delete_all_waits_for_the_adds_handed_over_before_it(fake_openai, tmp_path):
+    # the add is still waiting on its LLM when delete_all comes: it must land first and
+    # be erased, not land after and bring the user's memory back
+    fake_openai.chat_handler = lambda body: Reply(body=tool_reply(
+        {"facts": [{"text": "I surf at dawn", "relations": []}]}).body, delay=1.0)
+    with Memory.from_config(llm_config(fake_openai, tmp_path, max_retries=0)) as memory:
+        memory.add("I surf at dawn", user_id="u", wait=False)
+        memory.delete_all(user_id="u")
+        memory.flush()
+        assert memory.get_all(user_id="u")["results"] == []
+
+
+def test_async_memory_flushes_what_it_handed_over(tmp_path):
+    import asyncio
+
+    from hybridmem import AsyncMemory
+
+    async def scenario() -> list[str]:
+        async with AsyncMemory(MemoryConfig(data_dir=str(tmp_path))) as memory:
+            await memory.add("I play the oboe", user_id="u", wait=False)
+            await memory.flush()
+            return [m["memory"] for m in (await memory.get_all(user_id="u"))["results"]]
+
+    assert asyncio.run(scenario()) == ["I play the oboe"]

@@ -120,3 +120,6 @@ def test_a_memory_standing_out_from_the_scope_counts_as_close():
 
     assert vector({"vector_mean": 0.05, "vector_std": 0.04}) == 1.0
     assert vector({}) == pytest.approx(0.35 / SearchConfig().vector_ceiling)
+    # a scope whose cosines are all but equal has no background to stand out of: float32
+    # rounding alone (std 6e-8) must not lend a memory z-credit
+    assert vector({"vector_mean": 0.35 - 6e-8, "vector_std": 6e-8}) == vector({})

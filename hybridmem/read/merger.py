@@ -92,7 +92,7 @@ def normalise(candidates: list[Candidate], config: SearchConfig,
     evidence = evidence or {}
     mean, std = evidence.get("vector_mean"), evidence.get("vector_std", 0.0)
     background = (config.vector_calibration == "background" and mean is not None
-                  and std > 1e-9)
+                  and std > 1e-6)  # cosines all but equal: no background to stand out of
     span = config.vector_ceiling - config.vector_floor
     half = {"memory": config.bm25_half, "relation": config.relation_bm25_half}
     # what a memory holding every query word once would score (0: no coverage term)
