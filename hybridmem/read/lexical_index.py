@@ -228,7 +228,6 @@ class _ScopePostings:
             out[rows] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
         return out
 
-
     def ideal(self, words: Iterable[str], context_weight: float) -> float:
         """The BM25 a memory of average length holding each query word once would get:
         the sum of the words' IDF (a word no current memory has counts as the rarest).
