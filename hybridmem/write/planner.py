@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hybridmem.config import GraphRules
-from hybridmem.providers.extract.base import SELF, ExtractedRelation
-from hybridmem.providers.extract.rules import ANY
+from hybridmem.providers.extract.base import ANY, SELF, ExtractedRelation
 from hybridmem.read.render import render
 from hybridmem.read.snapshot import GraphSnapshots, ScopeGraph
 from hybridmem.records import (

@@ -7,6 +7,9 @@ from typing import Protocol
 
 #: The placeholder extractors use for the scope's own user ("I", "me", "my").
 SELF = "@self"
+#: The object of a retraction that names no one thing ("I don't have any pets anymore"):
+#: every current edge of that relation (and kind) ends.
+ANY = "*"
 
 ENTITY_TYPES = (
     "person", "place", "organization", "animal", "activity", "thing", "name", "event",

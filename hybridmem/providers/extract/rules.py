@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from hybridmem.providers.extract.base import SELF, ExtractedRelation, Extraction, Message
+from hybridmem.providers.extract.base import ANY, SELF, ExtractedRelation, Extraction, Message
 from hybridmem.text import STOPWORDS, as_said, clean_text, said_text
 from hybridmem.vocabulary import INSTRUMENTS, KINSHIP, object_type
 
@@ -320,10 +320,6 @@ _ENDINGS = [
     (rf"(?:I|we)\s+(?:just\s+)?moved\s+out\s+of\s+(?:the\s+)?({NAME}){WHEN}", "lives_in"),
 ]
 
-
-#: The object of a retraction that names no one thing ("I don't have any pets anymore"):
-#: every current edge of that relation (and kind) ends.
-ANY = "*"
 
 _PETS = rf"(?:any\s+)?(?:pets?|animals?|{_ANIMAL}s?)"
 _ENDINGS_ANY = [
