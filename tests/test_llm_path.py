@@ -543,3 +543,21 @@ def test_another_relation_to_a_pet_never_ends_having_it(fake_openai, tmp_path):
         assert len(fake_openai.chat_requests()) - before == 1  # no judge call
         assert ("has_dog", "Biscuit") in {(r["relationship"], r["target"]) for r in
                                           memory.get_all(user_id="dana")["relations"]}
+
+
+@pytest.mark.parametrize(("fact", "judged"), [
+    ("I also drink green tea", False), ("I drink green tea too.", False),
+    ("I drink green tea as well", False),
+    ("I drink green tea now, coffee is too bitter", True),
+])
+def test_only_a_statement_that_adds_keeps_the_judge_away(fact, judged):
+    from hybridmem.config import GraphRules
+    from hybridmem.records import EdgeRecord
+    from hybridmem.write.conflicts import ConflictRules, NewEdge
+
+    rules = ConflictRules(GraphRules())
+    old = EdgeRecord(id="e1", source_id="u", target_id="coffee", relation="drinks",
+                     created_at="2026-01-01T00:00:00.000000+00:00", user_id="u")
+    new = NewEdge(id="e2", source_id="u", relation="drinks", target_id="tea", text="",
+                  fact=fact)
+    assert rules.is_candidate(new, old) is judged

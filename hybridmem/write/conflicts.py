@@ -35,8 +35,10 @@ from hybridmem.schemas import load_schema
 from hybridmem.vocabulary import is_tie
 
 # "I also play the piano", "Ben lives in Paris too": one more, not instead.
-_ADDS = re.compile(r"\b(?:also|too|as\s+well|another|second|both|as\s+well\s+as)\b",
-                   re.IGNORECASE)
+# "too" and "as well" only at the end of the statement: "coffee is too bitter" adds
+# nothing ("I prefer tea now, coffee is too bitter" must still be judged).
+_ADDS = re.compile(r"\b(?:also|another|second|as\s+well\s+as)\b"
+                   r"|\b(?:too|as\s+well)\W*$", re.IGNORECASE)
 # Being single, as a model states it (`is single`, `relationship_status single`), and the
 # relations that end it.
 SINGLE = {"single", "unmarried", "not married", "not in a relationship", "alone"}
