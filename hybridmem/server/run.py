@@ -35,7 +35,7 @@ class ServeOptions:
     max_active_requests: int = 256
     max_body_mb: float = 8.0
     body_timeout: float = 30.0
-    read_workers: int = 8
+    read_workers: int | None = None  # None: one per core, AsyncMemory's default
     write_workers: int = 4
     graceful_seconds: int = 30
 
@@ -59,7 +59,7 @@ def serve(config: MemoryConfig, options: ServeOptions, out: TextIO = sys.stdout)
     """
     import uvicorn
 
-    from hybridmem.async_memory import AsyncMemory
+    from hybridmem.async_memory import READ_WORKERS, AsyncMemory
     from hybridmem.memory import Memory
     from hybridmem.server.access import Access
     from hybridmem.server.app import create_app
@@ -97,7 +97,8 @@ def serve(config: MemoryConfig, options: ServeOptions, out: TextIO = sys.stdout)
         gate = Gate(max_body_bytes=int(options.max_body_mb * 2**20), loopback_only=loopback,
                     max_active=options.max_active_requests,
                     body_timeout=options.body_timeout)
-        async_memory = AsyncMemory(memory=memory, read_workers=options.read_workers,
+        async_memory = AsyncMemory(memory=memory,
+                                   read_workers=options.read_workers or READ_WORKERS,
                                    write_workers=options.write_workers,
                                    max_pending_writes=options.max_pending_writes)
         app = create_app(async_memory, Access(keys), gate, mcp=options.mcp)
