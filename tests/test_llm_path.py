@@ -4,6 +4,8 @@ server on 127.0.0.1, the real embedded engines behind it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
@@ -12,6 +14,8 @@ from hybridmem.providers.chat import wire_schema
 from hybridmem.schemas import load_schema
 from tests.conftest import llm_config
 from tests.fake_openai import Reply, content_reply, tool_reply
+
+T = TypeVar("T")
 
 EMPTY = {"facts": []}
 
@@ -43,6 +47,13 @@ def answers(by_statement: dict[str, dict], judge=None):
         return tool_reply(EMPTY)
 
     return handle
+
+
+def _calls(fake: Any, call: Callable[[], T]) -> tuple[T, int]:
+    """What `call` returned, and how many chat requests it made of the scripted server."""
+    before = len(fake.chat_requests())
+    result = call()
+    return result, len(fake.chat_requests()) - before
 
 
 def test_one_chat_call_per_add_and_none_per_search(fake_openai, tmp_path):
@@ -332,9 +343,8 @@ def test_a_contradiction_without_a_triple_is_caught_by_the_judge(fake_openai, tm
     config = {**llm_config(fake_openai, tmp_path), "conflict_candidate_threshold": 0.01}
     with Memory.from_config(config) as memory:
         [old] = memory.add("I'm vegetarian", user_id="u")["results"]
-        before = len(fake_openai.chat_requests())
-        memory.add("I eat meat again", user_id="u")
-        assert len(fake_openai.chat_requests()) - before == 2  # extraction + judge
+        _, calls = _calls(fake_openai, lambda: memory.add("I eat meat again", user_id="u"))
+        assert calls == 2  # extraction + judge
         current = [r["memory"] for r in memory.get_all(user_id="u")["results"]]
         assert current == ["I eat meat again"]
         history = [h["event"] for h in memory.history(old["id"])]
@@ -425,9 +435,9 @@ def test_a_memory_without_relations_is_judged_whole(fake_openai, tmp_path):
     config = {**llm_config(fake_openai, tmp_path), "conflict_candidate_threshold": 0.01}
     with Memory.from_config(config) as memory:
         memory.add("I live in Rome", user_id="u")
-        before = len(fake_openai.chat_requests())
-        [single] = memory.add("I'm single", user_id="u")["results"]
-        assert len(fake_openai.chat_requests()) - before == 1  # "I live in Rome" not judged
+        added, calls = _calls(fake_openai, lambda: memory.add("I'm single", user_id="u"))
+        [single] = added["results"]
+        assert calls == 1  # "I live in Rome" not judged
         memory.add("I got married to Sam", user_id="u")
         prompt = fake_openai.chat_requests()[-1]["messages"][-1]["content"]
         assert "I'm single" in prompt and "Rome" not in prompt
@@ -448,9 +458,8 @@ def test_another_tie_to_the_same_person_is_never_judged(fake_openai, tmp_path):
     )
     with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
         memory.add("My friend Lars lives in Aarhus", user_id="u")
-        before = len(fake_openai.chat_requests())
-        memory.add("Lars is my colleague", user_id="u")
-        assert len(fake_openai.chat_requests()) - before == 1  # the extraction only
+        _, calls = _calls(fake_openai, lambda: memory.add("Lars is my colleague", user_id="u"))
+        assert calls == 1  # the extraction only
         current = {(r["relationship"], r["target"])
                    for r in memory.get_all(user_id="u")["relations"]}
         assert current == {("friend", "Lars"), ("lives_in", "Aarhus"), ("colleague", "Lars")}
@@ -538,9 +547,9 @@ def test_another_relation_to_a_pet_never_ends_having_it(fake_openai, tmp_path):
     )
     with Memory.from_config(llm_config(fake_openai, tmp_path)) as memory:
         memory.add("I have a golden retriever called Biscuit.", user_id="dana")
-        before = len(fake_openai.chat_requests())
-        memory.add("Haha, Biscuit thinks he is the boss of the house.", user_id="dana")
-        assert len(fake_openai.chat_requests()) - before == 1  # no judge call
+        _, calls = _calls(fake_openai, lambda: memory.add(
+            "Haha, Biscuit thinks he is the boss of the house.", user_id="dana"))
+        assert calls == 1  # no judge call
         assert ("has_dog", "Biscuit") in {(r["relationship"], r["target"]) for r in
                                           memory.get_all(user_id="dana")["relations"]}
 
